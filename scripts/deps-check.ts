@@ -1,0 +1,43 @@
+// Enforces the dependency rule of the house: domain → (effect only), adapters → domain,
+// src → domain + adapters, and nothing outside testbench/ imports testbench/.
+import { readdirSync, readFileSync, statSync } from "node:fs"
+import { dirname, join, relative, resolve } from "node:path"
+
+const root = resolve(import.meta.dirname, "..")
+const importRe = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g
+
+const walk = (dir: string): string[] =>
+  readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) return name === "node_modules" ? [] : walk(path)
+    return /\.(ts|mts|js|mjs)$/.test(name) ? [path] : []
+  })
+
+const topOf = (absPath: string): string => relative(root, absPath).split("/")[0] ?? ""
+
+const problems: string[] = []
+for (const layer of ["domain", "adapters", "src", "test", "scripts"]) {
+  for (const file of walk(join(root, layer))) {
+    const text = readFileSync(file, "utf8")
+    for (const match of text.matchAll(importRe)) {
+      const spec = match[1] ?? match[2] ?? ""
+      const where = `${relative(root, file)} imports "${spec}"`
+      const isRelative = spec.startsWith(".")
+      const target = isRelative ? topOf(resolve(dirname(file), spec)) : undefined
+      if (target === "testbench") problems.push(`${where}: nothing outside testbench/ may import testbench/`)
+      if (layer === "domain") {
+        const ok = isRelative ? target === "domain" : spec === "effect" || spec.startsWith("effect/")
+        if (!ok) problems.push(`${where}: domain/ may import only "effect" and domain/ itself`)
+      }
+      if (layer === "adapters" && target === "src") {
+        problems.push(`${where}: adapters/ may not import src/ (depend on a port in domain/ports instead)`)
+      }
+    }
+  }
+}
+
+if (problems.length > 0) {
+  console.error(`deps-check: ${problems.length} violation(s) of the dependency rule\n  ${problems.join("\n  ")}`)
+  process.exit(1)
+}
+console.log("deps-check: dependency rule holds")

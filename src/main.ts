@@ -1,0 +1,101 @@
+// Entry point of `npm start`: flags, configuration (YAML + WALERA_* env), then the
+// application layer until SIGTERM/SIGINT, which shut down in order and exit 0.
+import { existsSync, readFileSync } from "node:fs"
+import http from "node:http"
+import { parseArgs } from "node:util"
+import { NodeRuntime } from "@effect/platform-node"
+import { Cause, Deferred, Effect, Exit } from "effect"
+import { makeLog } from "../adapters/telemetry/Log.ts"
+import * as App from "./App.ts"
+import { CONFIG_KEYS, formatProblems, loadConfig } from "./Config.ts"
+import { Fatal } from "./WalPipeline.ts"
+
+const HELP = `walera ${App.VERSION} — streams PostgreSQL row changes to authenticated SSE subscribers
+
+Usage: npm start -- [--config path] [--dev-log] [--healthcheck] [--help] [--version]
+
+  --config path   YAML configuration file (default ./config.yaml; a missing file is fine)
+  --dev-log       human-readable logs instead of JSON lines
+  --healthcheck   exit 0 if the local /healthz answers 200, else 1 (for container health checks)
+  --version       print the version
+
+Two environment variables are enough to start:
+  WALERA_DATABASE_URL=postgres://user:password@host:5432/db
+  WALERA_AUTH_BACKEND_URL=https://auth.example.com
+
+Every key (env = WALERA_ + key upper-cased, "." → "_"):
+${CONFIG_KEYS.map((k) => `  ${k.env.padEnd(46)} default ${k.default}`).join("\n")}
+
+See docs/operations.md for what each key does.
+`
+
+const { values } = parseArgs({
+  options: {
+    config: { type: "string" },
+    "dev-log": { type: "boolean", default: false },
+    healthcheck: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+    version: { type: "boolean", default: false },
+  },
+  strict: true,
+})
+
+if (values.help) {
+  process.stdout.write(HELP)
+  process.exit(0)
+}
+if (values.version) {
+  process.stdout.write(`${App.VERSION}\n`)
+  process.exit(0)
+}
+
+const configPath = values.config ?? "./config.yaml"
+if (values.config !== undefined && !existsSync(configPath)) {
+  process.stderr.write(`walera: config file ${configPath} does not exist\n`)
+  process.exit(2)
+}
+const yamlText = existsSync(configPath) ? readFileSync(configPath, "utf8") : undefined
+const loaded = loadConfig({ env: process.env, yamlText, yamlSource: configPath })
+
+if (values.healthcheck) {
+  const addr = loaded.ok ? loaded.config.http : { host: "127.0.0.1", port: 8080 }
+  const host = addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host
+  const req = http.get({ host, port: addr.port, path: "/healthz", timeout: 2000 }, (res) => {
+    res.resume()
+    process.exit(res.statusCode === 200 ? 0 : 1)
+  })
+  req.on("timeout", () => req.destroy())
+  req.on("error", () => process.exit(1))
+} else if (!loaded.ok) {
+  process.stderr.write(`walera: ${formatProblems(loaded.problems)}\n`)
+  process.exit(2)
+} else {
+  const config = loaded.config
+  const log = makeLog({ level: config.log.level, pretty: values["dev-log"] })
+  const main = Effect.gen(function* () {
+    const fatal = yield* Fatal
+    const error = yield* Deferred.await(fatal).pipe(Effect.flip)
+    log.error("cannot stream from PostgreSQL", { error: error.message })
+    return yield* Effect.fail(error)
+  })
+  const onSignal = () => {
+    log.info("shutting down", { deadline_ms: config.shutdown.deadlineMs })
+    setTimeout(() => {
+      log.error("shutdown deadline passed, exiting")
+      process.exit(1)
+    }, config.shutdown.deadlineMs).unref()
+  }
+  process.once("SIGTERM", onSignal)
+  process.once("SIGINT", onSignal)
+  NodeRuntime.runMain(main.pipe(Effect.provide(App.layer({ config, log, env: process.env }))), {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) {
+        log.info("stopped")
+        onExit(0)
+      } else {
+        onExit(1)
+      }
+    },
+  })
+}

@@ -1,0 +1,569 @@
+// Walera demo UI: subscribes to one todo list over SSE, mirrors every event into IndexedDB (Dexie) and renders only
+// from that mirror via liveQuery; writes go to the product API with an optimistic overlay that the stream confirms.
+import { fetchEventSource } from "@microsoft/fetch-event-source"
+import Dexie, { liveQuery } from "dexie"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Who and what
+
+const TOKENS = { alice: "alice-token", bob: "bob-token" }
+const params = new URLSearchParams(location.search)
+const user = Object.hasOwn(TOKENS, params.get("user") ?? "") ? params.get("user") : "alice"
+const token = TOKENS[user]
+const listId = /^[1-9][0-9]{0,8}$/.test(params.get("list") ?? "") ? Number(params.get("list")) : 1
+const config = await (await fetch("/config.json")).json()
+const streamUrl = `${config.waleraUrl}/sse/v1/todo_lists/${listId}`
+
+const $ = (testId) => document.querySelector(`[data-testid="${testId}"]`)
+
+// ---------------------------------------------------------------------------------------------------------------
+// The mirror: one IndexedDB database per user (two windows, two users, no collisions)
+
+const db = new Dexie(`walera-demo-${user}`)
+db.version(1).stores({ todo_lists: "id", tasks: "id, todo_list_id", subtasks: "id, task_id" })
+const MIRRORED = new Set(["todo_lists", "tasks", "subtasks"])
+
+// int8 values arrive as JSON strings (no precision loss on the wire); the demo's ids are small, so numbers are safe.
+const ID_COLUMNS = ["id", "todo_list_id", "task_id"]
+const coerce = (row) => {
+  const out = { ...row }
+  for (const column of ID_COLUMNS)
+    if (out[column] !== undefined && out[column] !== null) out[column] = Number(out[column])
+  return out
+}
+
+/** Columns seen per table, to show the whitelist at work. */
+const seenColumns = new Map()
+const noteColumns = (table, row) => {
+  if (!row) return
+  const set = seenColumns.get(table) ?? new Set()
+  for (const key of Object.keys(row)) set.add(key)
+  seenColumns.set(table, set)
+}
+
+/** initial_data = the whole list subtree: replace it in one transaction (this is also the post-reconnect resync). */
+const replaceSubtree = (subtree) =>
+  db.transaction("rw", db.todo_lists, db.tasks, db.subtasks, async () => {
+    const oldTaskIds = await db.tasks.where("todo_list_id").equals(listId).primaryKeys()
+    await db.subtasks.where("task_id").anyOf(oldTaskIds).delete()
+    await db.tasks.where("todo_list_id").equals(listId).delete()
+    await db.todo_lists.delete(listId)
+    const { tasks = [], ...list } = subtree
+    noteColumns("todo_lists", list)
+    await db.todo_lists.put(coerce(list))
+    const taskRows = []
+    const subtaskRows = []
+    for (const { subtasks, ...task } of tasks) {
+      noteColumns("tasks", task)
+      taskRows.push(coerce(task))
+      for (const subtask of subtasks ?? []) {
+        noteColumns("subtasks", subtask)
+        subtaskRows.push(coerce(subtask))
+      }
+    }
+    await db.tasks.bulkPut(taskRows)
+    await db.subtasks.bulkPut(subtaskRows)
+  })
+
+/** One tx event = one Dexie transaction: insert → put, update → merge (data is partial!), delete → delete. */
+const applyTx = (tx) =>
+  db.transaction("rw", db.todo_lists, db.tasks, db.subtasks, async () => {
+    for (const change of tx.changes) {
+      if (!MIRRORED.has(change.table)) continue
+      const table = db.table(change.table)
+      const pk = Number(change.pk)
+      noteColumns(change.table, change.data)
+      if (change.op === "delete") await table.delete(pk)
+      else if (change.op === "insert") await table.put({ ...coerce(change.data), id: pk })
+      else {
+        const existing = await table.get(pk)
+        await table.put({ ...existing, ...coerce(change.data), id: pk })
+      }
+    }
+  })
+
+// Events arrive faster than IndexedDB commits: apply them strictly one after another, in stream order.
+let applying = Promise.resolve()
+const enqueue = (work) => {
+  applying = applying.then(work).catch((error) => toast(`Mirror update failed: ${error.message}`, "error"))
+  return applying
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Connection: fetch-event-source (native EventSource cannot send Authorization), our own jittered backoff
+
+const conn = $("conn-state")
+const setConn = (state, detail = "") => {
+  conn.dataset.state = state
+  conn.textContent = detail ? `${state} · ${detail}` : state
+  conn.title = detail
+}
+
+let controller
+let attempt = 0
+const FATAL = new Set([401, 403, 404])
+
+/** Opens one stream; resolves with why it ended: { reason, fatal }. */
+const openStream = (signal) =>
+  new Promise((resolve) => {
+    let reason = "stream closed"
+    let liveTimer
+    const goLive = () => {
+      clearTimeout(liveTimer)
+      if (conn.dataset.state !== "live") setConn("live")
+      attempt = 0
+    }
+    fetchEventSource(streamUrl, {
+      headers: { Authorization: `Bearer ${token}` },
+      signal,
+      openWhenHidden: true,
+      async onopen(response) {
+        const type = response.headers.get("content-type") ?? ""
+        if (response.ok && type.startsWith("text/event-stream")) {
+          setConn("syncing", "waiting for initial_data")
+          liveTimer = setTimeout(goLive, 2000) // a grant without initial_data is live right away
+          return
+        }
+        let detail = `HTTP ${response.status}`
+        try {
+          const body = await response.json()
+          detail = `${response.status} ${body.error ?? body.reason ?? JSON.stringify(body)}`
+        } catch {}
+        const error = new Error(detail)
+        error.fatal = FATAL.has(response.status)
+        throw error
+      },
+      onmessage(message) {
+        switch (message.event) {
+          case "initial_data":
+            enqueue(() => replaceSubtree(JSON.parse(message.data))).then(() => {
+              clearOverlays() // the snapshot is the truth now
+              if (!signal.aborted) goLive()
+            })
+            break
+          case "tx": {
+            const tx = JSON.parse(message.data)
+            const receivedAt = Date.now()
+            recordEvent(tx, receivedAt)
+            enqueue(() => applyTx(tx)).then(() => {
+              pendingLatency = { tx, receivedAt }
+            })
+            if (conn.dataset.state === "syncing") goLive()
+            break
+          }
+          case "error":
+            reason = `error: ${safeParse(message.data).reason ?? message.data}`
+            break
+          case "shutdown":
+            reason = `shutdown: ${safeParse(message.data).reason ?? "service_restart"}`
+            break
+          default:
+            break // "retry:" prelude and ":" heartbeats
+        }
+      },
+      onclose() {},
+      onerror(error) {
+        throw error // no library retry: reconnecting is ours (backoff + resync)
+      },
+    }).then(
+      () => {
+        clearTimeout(liveTimer)
+        resolve({ reason: signal.aborted ? signal.reason?.message || "aborted" : reason })
+      },
+      (error) => {
+        clearTimeout(liveTimer)
+        resolve({ reason: error.message || String(error), fatal: error.fatal === true })
+      },
+    )
+  })
+
+const safeParse = (text) => {
+  try {
+    return JSON.parse(text) ?? {}
+  } catch {
+    return {}
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Exponential backoff with equal jitter: 0.5 s, 1 s, 2 s … capped at 15 s, each randomised to [d/2, d). */
+const backoffMs = (n) => {
+  const ceiling = Math.min(15_000, 500 * 2 ** Math.min(n, 10))
+  return ceiling / 2 + Math.random() * (ceiling / 2)
+}
+
+const run = async () => {
+  setConn("connecting")
+  for (;;) {
+    controller = new AbortController()
+    const { reason, fatal } = await openStream(controller.signal)
+    if (fatal) {
+      setConn("failed", reason)
+      toast(`Stream refused: ${reason}`, "error")
+      return
+    }
+    const delay = backoffMs(attempt)
+    attempt += 1
+    setConn("reconnecting", `${reason} · retry in ${(delay / 1000).toFixed(1)} s`)
+    await sleep(delay)
+    setConn("reconnecting", `${reason} · resyncing`)
+  }
+}
+
+$("btn-reconnect").addEventListener("click", () => controller?.abort(new Error("dropped by you")))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Live numbers: events per second and commit → render latency
+
+const eventTimes = []
+let pendingLatency
+const eventLog = []
+
+const recordEvent = (tx, receivedAt) => {
+  eventTimes.push(receivedAt)
+  const tables = [...new Set(tx.changes.map((change) => change.table))]
+  eventLog.unshift({ tx, tables, latency: undefined })
+  eventLog.length = Math.min(eventLog.length, 8)
+  showRate()
+}
+
+/** RFC 3339 with up to nanosecond fraction → epoch ms (Date.parse is only guaranteed for milliseconds). */
+const parseCommitTs = (text) => {
+  const match = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(text ?? "")
+  if (!match) return Number.NaN
+  return Date.parse(`${match[1]}.${(match[2] ?? "0").padEnd(3, "0").slice(0, 3)}${match[3]}`)
+}
+
+const showRate = () => {
+  const now = Date.now()
+  while (eventTimes.length > 0 && eventTimes[0] < now - 10_000) eventTimes.shift()
+  $("eps").textContent = (eventTimes.length / 10).toFixed(1)
+}
+setInterval(showRate, 1000)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Optimistic overlay: what the user asked for, shown until the mirror confirms it or the API says no
+
+const overlay = new Map() // "tasks:3" → { status, timer }
+const pendingTasks = new Map() // temp key → { title, id? }
+
+const clearOverlays = () => {
+  for (const entry of overlay.values()) clearTimeout(entry.timer)
+  overlay.clear()
+  rerender()
+}
+
+const dropOverlay = (key) => {
+  const entry = overlay.get(key)
+  if (entry) clearTimeout(entry.timer)
+  overlay.delete(key)
+}
+
+const setOverlay = (key, status) => {
+  dropOverlay(key)
+  overlay.set(key, {
+    status,
+    // Accepted by the API but never seen on the stream (e.g. the stream is down): stop pretending.
+    timer: setTimeout(() => {
+      if (!overlay.has(key)) return
+      overlay.delete(key)
+      rerender()
+      toast("No confirmation from the stream yet; showing the mirror's state", "warn")
+    }, 15_000),
+  })
+}
+
+const callApi = async (path, body) => {
+  const response = await fetch(`${config.apiUrl}${path}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body ?? {}),
+  })
+  const payload = await response.json().catch(() => ({}))
+  if (!response.ok) throw new Error(payload.error ?? `HTTP ${response.status}`)
+  return payload // deliberately NOT applied to the mirror: the new state arrives through Walera
+}
+
+/** Runs an API action with optimistic statuses for some rows; rolls them back with a toast on failure. */
+const act = async (label, path, optimistic, body) => {
+  for (const [key, status] of optimistic) setOverlay(key, status)
+  rerender()
+  try {
+    const result = await callApi(path, body)
+    if (result.changed === 0) for (const [key] of optimistic) dropOverlay(key) // nothing to wait for
+    rerender()
+    return result
+  } catch (error) {
+    for (const [key] of optimistic) dropOverlay(key)
+    rerender()
+    toast(`${label} failed: ${error.message} — rolled back`, "error")
+    return undefined
+  }
+}
+
+const ACTIONS = {
+  start: (id) => act("Start", `/api/tasks/${id}/start`, [[`tasks:${id}`, "IN_PROGRESS"]]),
+  complete: (id) => act("Complete", `/api/tasks/${id}/complete`, [[`tasks:${id}`, "COMPLETED"]]),
+  reopen: (id) => act("Reopen", `/api/tasks/${id}/reopen`, [[`tasks:${id}`, "PENDING"]]),
+  toggle: (id) => {
+    const current = statusOf(
+      "subtasks",
+      snapshot.subtasks.find((subtask) => subtask.id === id),
+    )
+    const next = current === "COMPLETED" ? "PENDING" : "COMPLETED"
+    return act("Toggle", `/api/subtasks/${id}/toggle`, [[`subtasks:${id}`, next]])
+  },
+  "complete-all": () => {
+    const keys = [
+      ...snapshot.tasks.filter((task) => task.status !== "COMPLETED").map((task) => `tasks:${task.id}`),
+      ...snapshot.subtasks
+        .filter((subtask) => subtask.status !== "COMPLETED")
+        .map((subtask) => `subtasks:${subtask.id}`),
+    ]
+    return act(
+      "Complete all",
+      `/api/lists/${listId}/complete-all`,
+      keys.map((key) => [key, "COMPLETED"]),
+    )
+  },
+}
+
+let pendingSeq = 0
+const addTask = async (title) => {
+  const key = `pending-${++pendingSeq}`
+  pendingTasks.set(key, { title })
+  rerender()
+  try {
+    const result = await callApi(`/api/lists/${listId}/tasks`, { title })
+    pendingTasks.set(key, { title, id: Number(result.id) })
+    setTimeout(() => {
+      if (pendingTasks.delete(key)) rerender()
+    }, 15_000)
+  } catch (error) {
+    pendingTasks.delete(key)
+    toast(`Add task failed: ${error.message} — rolled back`, "error")
+  }
+  rerender()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rendering: only from the mirror (liveQuery) plus the overlay
+
+const h = (tag, attributes = {}, ...children) => {
+  const element = document.createElement(tag)
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === false) continue
+    if (name === "className") element.className = value
+    else element.setAttribute(name, value === true ? "" : String(value))
+  }
+  for (const child of children.flat()) {
+    if (child !== undefined && child !== null && child !== false) element.append(child)
+  }
+  return element
+}
+
+const STATUS_LABEL = { PENDING: "pending", IN_PROGRESS: "in progress", COMPLETED: "done" }
+const statusOf = (table, row) => (row ? (overlay.get(`${table}:${row.id}`)?.status ?? row.status) : undefined)
+const timeOf = (value) => (value ? new Date(value).toLocaleTimeString() : "")
+
+let snapshot = { list: undefined, tasks: [], subtasks: [] }
+let firstRender = true
+const lastSeen = new Map() // "tasks:3" → updated_at, to flash rows that changed
+
+const flashClass = (key, row) => {
+  const previous = lastSeen.get(key)
+  lastSeen.set(key, row.updated_at)
+  return !firstRender && previous !== row.updated_at ? " flash" : ""
+}
+
+const renderSubtask = (subtask) => {
+  const key = `subtasks:${subtask.id}`
+  const status = statusOf("subtasks", subtask)
+  const optimistic = overlay.has(key)
+  return h(
+    "li",
+    {
+      className: `subtask status-${status}${optimistic ? " optimistic" : ""}${flashClass(key, subtask)}`,
+      "data-testid": `subtask-${subtask.id}`,
+      "data-status": status,
+      "data-mirror-status": subtask.status,
+      "data-optimistic": String(optimistic),
+    },
+    h(
+      "label",
+      {},
+      h("input", {
+        type: "checkbox",
+        checked: status === "COMPLETED",
+        "data-action": "toggle",
+        "data-id": subtask.id,
+        "data-testid": "subtask-toggle",
+      }),
+      h("span", { "data-testid": "subtask-title" }, subtask.title),
+      status === "IN_PROGRESS" ? h("span", { className: "badge small status-IN_PROGRESS" }, "in progress") : null,
+    ),
+  )
+}
+
+const renderTask = (task, subtasks) => {
+  const key = `tasks:${task.id}`
+  const status = statusOf("tasks", task)
+  const optimistic = overlay.has(key)
+  const button = (action, label) =>
+    h("button", { type: "button", "data-action": action, "data-id": task.id, "data-testid": `action-${action}` }, label)
+  return h(
+    "li",
+    {
+      className: `task status-${status}${optimistic ? " optimistic" : ""}${flashClass(key, task)}`,
+      "data-testid": `task-${task.id}`,
+      "data-status": status,
+      "data-mirror-status": task.status,
+      "data-optimistic": String(optimistic),
+    },
+    h(
+      "div",
+      { className: "task-row" },
+      h("span", { className: `badge status-${status}`, "data-testid": "task-status" }, STATUS_LABEL[status] ?? status),
+      h("span", { className: "task-title", "data-testid": "task-title" }, task.title),
+      h(
+        "span",
+        { className: "actions" },
+        status === "PENDING" ? button("start", "Start") : null,
+        status !== "COMPLETED" ? button("complete", "Complete") : null,
+        status !== "PENDING" ? button("reopen", "Reopen") : null,
+      ),
+    ),
+    // Only present when the whitelist lets the column through (alice yes, bob no).
+    "notes" in task && task.notes ? h("p", { className: "notes", "data-testid": "task-notes" }, task.notes) : null,
+    subtasks.length > 0 ? h("ul", { className: "subtasks" }, subtasks.map(renderSubtask)) : null,
+  )
+}
+
+const render = () => {
+  const { list, tasks, subtasks } = snapshot
+  // Overlay entries the mirror has caught up with are done.
+  for (const [key, entry] of overlay) {
+    const [table, id] = key.split(":")
+    const row = (table === "tasks" ? tasks : subtasks).find((candidate) => candidate.id === Number(id))
+    if (row?.status === entry.status) dropOverlay(key)
+  }
+  for (const [key, pending] of pendingTasks) {
+    if (pending.id !== undefined && tasks.some((task) => task.id === pending.id)) pendingTasks.delete(key)
+  }
+
+  $("list-title").textContent = list?.title ?? (conn.dataset.state === "failed" ? "—" : "…")
+  $("list-updated").textContent = list?.updated_at ? `updated ${timeOf(list.updated_at)}` : ""
+  $("empty").hidden = list !== undefined
+
+  const byTask = new Map()
+  for (const subtask of subtasks) byTask.set(subtask.task_id, [...(byTask.get(subtask.task_id) ?? []), subtask])
+  const items = tasks.map((task) => renderTask(task, byTask.get(task.id) ?? []))
+  for (const [key, pending] of pendingTasks) {
+    items.push(
+      h(
+        "li",
+        { className: "task optimistic pending-insert", "data-testid": `pending-task-${key}` },
+        h("div", { className: "task-row" }, h("span", { className: "badge" }, "saving…"), h("span", {}, pending.title)),
+      ),
+    )
+  }
+  $("tasks").replaceChildren(...items)
+
+  $("columns").replaceChildren(
+    ...[...seenColumns].flatMap(([table, columns]) => [
+      h("dt", {}, table),
+      h("dd", { "data-testid": `columns-${table}` }, [...columns].join(", ")),
+    ]),
+  )
+
+  if (pendingLatency) {
+    const commitMs = parseCommitTs(pendingLatency.tx.commit_ts)
+    const latency = Date.now() - commitMs
+    const entry = eventLog.find((logged) => logged.tx === pendingLatency.tx)
+    if (entry) entry.latency = latency
+    $("latency").textContent = Number.isFinite(latency) ? `${Math.max(0, latency)} ms` : "–"
+    pendingLatency = undefined
+  }
+  $("event-log").replaceChildren(
+    ...eventLog.map((logged) =>
+      h(
+        "li",
+        {},
+        h("b", {}, `tx ${logged.tx.tx_id}`),
+        ` · ${logged.tx.changes.length} change${logged.tx.changes.length === 1 ? "" : "s"} (${logged.tables.join(", ")})`,
+        logged.latency === undefined ? "" : ` · ${logged.latency} ms`,
+      ),
+    ),
+  )
+  firstRender = false
+}
+
+const rerender = () => render()
+
+liveQuery(() =>
+  db.transaction("r", db.todo_lists, db.tasks, db.subtasks, async () => {
+    const list = await db.todo_lists.get(listId)
+    const tasks = await db.tasks.where("todo_list_id").equals(listId).sortBy("id")
+    const subtasks = await db.subtasks
+      .where("task_id")
+      .anyOf(tasks.map((task) => task.id))
+      .sortBy("id")
+    return { list, tasks, subtasks }
+  }),
+).subscribe({
+  next: (next) => {
+    snapshot = next
+    render()
+  },
+  error: (error) => toast(`Mirror query failed: ${error.message}`, "error"),
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Chrome: toasts, switchers, click handling
+
+const toast = (text, kind = "info") => {
+  const element = h("div", { className: `toast ${kind}`, "data-testid": `toast-${kind}`, role: "status" }, text)
+  $("toasts").append(element)
+  setTimeout(() => element.remove(), 5000)
+}
+
+document.addEventListener("click", (event) => {
+  const target = event.target.closest("[data-action]")
+  if (!target) return
+  const action = ACTIONS[target.dataset.action]
+  if (!action) return
+  if (target.type === "checkbox") event.preventDefault() // the mirror decides when it is checked
+  void action(Number(target.dataset.id))
+})
+$("action-complete-all").dataset.action = "complete-all"
+
+$("add-task-form").addEventListener("submit", (event) => {
+  event.preventDefault()
+  const input = $("add-task-input")
+  const title = input.value.trim()
+  if (!title) return
+  input.value = ""
+  void addTask(title)
+})
+
+$("user-name").textContent = user
+for (const link of document.querySelectorAll("[data-user]")) {
+  link.href = `?user=${link.dataset.user}&list=${listId}`
+  link.classList.toggle("active", link.dataset.user === user)
+}
+const select = $("list-select")
+select.addEventListener("change", () => {
+  location.search = `?user=${user}&list=${select.value}`
+})
+document.title = `Walera demo · ${user} · list ${listId}`
+
+fetch(`${config.apiUrl}/api/lists`, { headers: { Authorization: `Bearer ${token}` } })
+  .then((response) => response.json())
+  .then(({ lists }) => {
+    select.replaceChildren(...lists.map((list) => h("option", { value: list.id }, `${list.id} · ${list.title}`)))
+    select.value = String(listId)
+  })
+  .catch(() => select.replaceChildren(h("option", { value: listId }, String(listId))))
+
+void run()
