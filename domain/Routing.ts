@@ -135,7 +135,7 @@ export const planTx = <S extends Routable>(tx: Tx, index: RoutingIndex<S>): Rout
       byWhitelist.set(s.whitelist, audience)
     }
     // Not multi-root, so every change of s.table carries s's pk: a surviving change of the table is the anchor.
-    if (audience !== null && audience.anchors.includes(s.table)) audience.subscribers.push(s)
+    if (audience?.anchors.includes(s.table)) audience.subscribers.push(s)
   }
   const visitedTables = new Set<string>()
   for (const c of tx.changes) {

@@ -7,7 +7,9 @@ import { type Env, setup } from "./fixtures.ts"
 let env: Env
 beforeAll(async () => {
   env = await setup()
-  await env.db.sql("INSERT INTO orders (id, status, total_cents, secret_note) VALUES (42, 'new', 100, 'x'), (43, 'new', 5, 'y')")
+  await env.db.sql(
+    "INSERT INTO orders (id, status, total_cents, secret_note) VALUES (42, 'new', 100, 'x'), (43, 'new', 5, 'y')",
+  )
 })
 afterAll(async () => {
   await env?.close()

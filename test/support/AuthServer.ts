@@ -49,7 +49,12 @@ export const startAuthServer = async (): Promise<AuthServer> => {
       const auth = req.headers.authorization ?? ""
       const token = auth.replace(/^Bearer\s+/i, "")
       const entry = answers.get(token) ?? answers.get("*")
-      const answer: Answer = entry === undefined ? { status: 401, body: '{"error":"unknown token"}' } : typeof entry === "function" ? entry(call) : entry
+      const answer: Answer =
+        entry === undefined
+          ? { status: 401, body: '{"error":"unknown token"}' }
+          : typeof entry === "function"
+            ? entry(call)
+            : entry
       if ("hang" in answer) {
         hanging.add(res)
         return

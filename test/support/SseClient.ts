@@ -48,11 +48,7 @@ export const parseFrames = (text: string): Frame[] => {
   return frames
 }
 
-export const openSse = (
-  baseUrl: string,
-  path: string,
-  headers: Record<string, string> = {},
-): Promise<SseClient> =>
+export const openSse = (baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<SseClient> =>
   new Promise((resolve, reject) => {
     const req = http.get(`${baseUrl}${path}`, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = []
@@ -111,7 +107,11 @@ export const openSse = (
     req.on("error", reject)
   })
 
-export const waitUntil = async (predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = "condition") => {
+export const waitUntil = async (
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = "condition",
+) => {
   const deadline = Date.now() + timeoutMs
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)

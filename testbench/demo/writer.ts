@@ -48,7 +48,7 @@ const pickWrite = (): string => {
 export const startGentleWriter = (options: GentleWriterOptions): GentleWriter => {
   const rate = options.ratePerSecond ?? 0.5
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 1 })
-  pool.on("error", (error) => options.log?.(`[writer] pool error: ${error.message}`))
+  pool.on("error", () => {}) // an idle client died (e.g. PostgreSQL stopping): the pool replaces it
   let writes = 0
   let running = true
   let timer: NodeJS.Timeout | undefined
