@@ -37,6 +37,13 @@ export const layer = (options: { readonly maxChangesPerTx: number }) =>
               log.info("replication streaming", { slot })
             },
             onMessage: (msg) => {
+              if (msg.tag === "relation" && log.enabled("debug")) {
+                log.debug("relation", {
+                  table: `${msg.schema}.${msg.name}`,
+                  replica_identity: msg.replicaIdentity,
+                  primary_key: msg.primaryKey?.join(","),
+                })
+              }
               const r = step(state, msg)
               state = r.state
               for (const e of r.events) {

@@ -3,6 +3,7 @@
 import { inject } from "vitest"
 import { type AuthServer, startAuthServer } from "../support/AuthServer.ts"
 import { createTestDb, type TestDb } from "../support/Db.ts"
+import { waitUntil } from "../support/SseClient.ts"
 import { startWalera, type WaleraProcess } from "../support/Walera.ts"
 
 export const ORDERS_SCHEMA = `
@@ -40,6 +41,8 @@ export interface Env {
   readonly auth: AuthServer
   readonly walera: WaleraProcess
   readonly bearer: (token: string) => Record<string, string>
+  /** Commits a transaction and waits until Walera decoded it: every earlier commit is decoded too. */
+  readonly settle: () => Promise<void>
   readonly close: () => Promise<void>
 }
 
@@ -71,6 +74,14 @@ export const setup = async (
     auth,
     walera,
     bearer: (token) => ({ authorization: `Bearer ${token}` }),
+    settle: async () => {
+      const decoded = async () =>
+        Number(/^walera_wal_transactions_total (\d+)/m.exec((await walera.get("/metrics")).body)?.[1] ?? 0)
+      const before = await decoded()
+      await db.sql("CREATE TABLE IF NOT EXISTS walera_settle (id int PRIMARY KEY)")
+      await db.sql("INSERT INTO walera_settle VALUES (1) ON CONFLICT (id) DO UPDATE SET id = 1")
+      await waitUntil(async () => (await decoded()) > before, 10_000, "walera to decode the settle transaction")
+    },
     close: async () => {
       await walera.stop("SIGKILL").catch(() => {})
       await auth.close()

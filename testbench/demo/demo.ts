@@ -262,6 +262,11 @@ const main = async () => {
   process.on("SIGINT", () => shutdown("SIGINT"))
   process.on("SIGTERM", () => shutdown("SIGTERM"))
   process.on("SIGHUP", () => shutdown("SIGHUP"))
+  // `npm run` does not forward SIGTERM through its `sh -c`: when our parent goes away, shut down instead of orphaning.
+  const parent = process.ppid
+  setInterval(() => {
+    if (process.ppid !== parent) shutdown("parent exited")
+  }, 1_000).unref()
 
   const flakyRaw = process.env["DEMO_FLAKY_RATE"]
   try {
