@@ -84,7 +84,8 @@ const relationBytes = (id: number, schema: string, name: string, identity: strin
   return b.build()
 }
 
-const insertBytes = (id: number, values: ReadonlyArray<TupleValue>) => msg().tag("I").u32(id).tag("N").tuple(values).build()
+const insertBytes = (id: number, values: ReadonlyArray<TupleValue>) =>
+  msg().tag("I").u32(id).tag("N").tuple(values).build()
 
 const updateBytes = (
   id: number,
@@ -106,7 +107,8 @@ const truncateBytes = (ids: ReadonlyArray<number>, options: number) => {
 }
 
 const originBytes = (lsn: bigint, name: string) => msg().tag("O").u64(lsn).cstring(name).build()
-const typeBytes = (oid: number, schema: string, name: string) => msg().tag("Y").u32(oid).cstring(schema).cstring(name).build()
+const typeBytes = (oid: number, schema: string, name: string) =>
+  msg().tag("Y").u32(oid).cstring(schema).cstring(name).build()
 
 /** Asserts that parsing throws, and that what it throws is a PgOutputError. */
 const expectPgOutputError = (bytes: Uint8Array) => {

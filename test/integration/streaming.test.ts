@@ -49,7 +49,9 @@ describe("one row stream", () => {
 
   it("delivers insert, update and delete of the row, each as one tx event", async () => {
     const sse = await open("/sse/v1/orders/500")
-    await env.db.sql("INSERT INTO orders (id, status, total_cents, secret_note) VALUES (500, 'new', 7, 'SECRET-INSERT')")
+    await env.db.sql(
+      "INSERT INTO orders (id, status, total_cents, secret_note) VALUES (500, 'new', 7, 'SECRET-INSERT')",
+    )
     await env.db.sql("UPDATE orders SET status = 'paid' WHERE id = 500")
     await env.db.sql("DELETE FROM orders WHERE id = 500")
     await sse.waitFor((c) => c.txs().length === 3, 10_000, "three txs")
@@ -237,7 +239,10 @@ describe("initial_data", () => {
     const frames = sse.frames()
     expect(frames[0]!.retry).toBe("15000")
     expect(frames[1]!.event).toBe("initial_data")
-    expect(JSON.parse(frames[1]!.data!)).toEqual({ list: [1, 2, { deep: "value with\nnewline" }], big: 12345678901234567000 })
+    expect(JSON.parse(frames[1]!.data!)).toEqual({
+      list: [1, 2, { deep: "value with\nnewline" }],
+      big: 12345678901234567000,
+    })
     expect(sse.raw()).toContain('event: initial_data\ndata: {"list":[1,2,{"deep":"value with\\nnewline"}]')
     sse.close()
     const none = await open("/sse/v1/orders/1", "null-init-token")

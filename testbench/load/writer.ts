@@ -193,7 +193,9 @@ export const startWriter = (options: WriterOptions): Writer => {
       timer = setTimeout(tick, 1)
     }
     tick()
-    log(`[writer] ${scenario} at ${options.rate} tx/s, ${rowsPerTx} line item(s) per tx, ${options.orderIds.length} orders`)
+    log(
+      `[writer] ${scenario} at ${options.rate} tx/s, ${rowsPerTx} line item(s) per tx, ${options.orderIds.length} orders`,
+    )
   }
 
   const stop = async () => {

@@ -1,0 +1,86 @@
+// Lifecycle of the process (SPEC §10): heartbeats on idle streams, two instances on one
+// database, and SIGTERM — shutdown frame to every stream, slot gone, exit 0 in time.
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { openSse } from "../support/SseClient.ts"
+import { startWalera } from "../support/Walera.ts"
+import { type Env, setup } from "./fixtures.ts"
+
+let env: Env
+beforeAll(async () => {
+  env = await setup({ env: { WALERA_ROUTER_HEARTBEAT_INTERVAL: "300ms", WALERA_LIMITS_PER_USER_CONCURRENT: "1000" } })
+  await env.db.sql("INSERT INTO orders (id) VALUES (1), (2)")
+})
+afterAll(async () => {
+  await env?.close()
+})
+
+const slots = async () =>
+  (
+    await env.db.sql(
+      "SELECT slot_name, temporary, active FROM pg_replication_slots WHERE database = current_database()",
+    )
+  ).rows as Array<{ slot_name: string; temporary: boolean; active: boolean }>
+
+describe("heartbeat", () => {
+  it("an idle stream receives the comment frame ':' after router.heartbeat_interval", async () => {
+    const sse = await openSse(env.walera.url, "/sse/v1/orders/1", env.bearer("alice-token"))
+    await sse.waitFor((c) => c.raw().includes(":\n\n"), 3000, "heartbeat")
+    const started = Date.now()
+    const before = sse.frames().filter((f) => f.comment).length
+    await sse.waitFor((c) => c.frames().filter((f) => f.comment).length >= before + 2, 3000, "two more heartbeats")
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300)
+    expect(sse.raw()).toMatch(/^retry: 15000\n\n(:\n\n)+/)
+    sse.close()
+  })
+})
+
+describe("replication slot", () => {
+  it("is TEMPORARY, named <prefix>_<host>_<pid>, and a second instance on the same database works", async () => {
+    const first = await slots()
+    expect(first.length).toBe(1)
+    expect(first[0]!.temporary).toBe(true)
+    expect(first[0]!.active).toBe(true)
+    expect(first[0]!.slot_name).toMatch(new RegExp(`^walera_[a-z0-9_]+_${env.walera.child.pid}$`))
+
+    const second = await startWalera({
+      WALERA_DATABASE_URL: env.db.url,
+      WALERA_AUTH_BACKEND_URL: env.auth.url,
+      WALERA_WAL_BOOTSTRAP: "verify",
+    })
+    try {
+      expect((await slots()).length).toBe(2)
+      const a = await openSse(env.walera.url, "/sse/v1/orders/2", env.bearer("alice-token"))
+      const b = await openSse(second.url, "/sse/v1/orders/2", env.bearer("alice-token"))
+      await env.db.sql("UPDATE orders SET status = 'both' WHERE id = 2")
+      await a.waitFor((c) => c.raw().includes('"both"'), 10_000, "first instance")
+      await b.waitFor((c) => c.raw().includes('"both"'), 10_000, "second instance")
+      a.close()
+      b.close()
+    } finally {
+      expect(await second.stop()).toBe(0)
+    }
+    expect((await slots()).length).toBe(1)
+  })
+})
+
+describe("SIGTERM", () => {
+  it("sends shutdown to every stream, drops the slot and exits 0 within the deadline", async () => {
+    const streams = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) =>
+        openSse(env.walera.url, i % 2 === 0 ? "/sse/v1/orders/1" : "/sse/v1/orders/all", env.bearer("alice-token")),
+      ),
+    )
+    expect(streams.every((s) => s.status === 200)).toBe(true)
+    const started = Date.now()
+    const code = await env.walera.stop("SIGTERM")
+    const took = Date.now() - started
+    expect(code).toBe(0)
+    expect(took).toBeLessThan(10_000)
+    await Promise.all(streams.map((s) => s.ended))
+    for (const s of streams) {
+      expect(s.raw().endsWith('event: shutdown\ndata: {"reason":"service_restart"}\n\n')).toBe(true)
+    }
+    expect(await slots()).toEqual([])
+    expect(env.walera.logs()).toContain('"msg":"stopped"')
+  })
+})
