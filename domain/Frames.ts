@@ -11,5 +11,5 @@ export const txFrame = (xid: number, json: string): string => `event: tx\nid: ${
 
 export const errorFrame = (reason: ErrorReason): string => `event: error\ndata: {"reason":"${reason}"}\n\n`
 
-/** initial_data is the backend's JSON, compacted to one line. */
-export const initialDataFrame = (value: unknown): string => `event: initial_data\ndata: ${JSON.stringify(value)}\n\n`
+/** initial_data is the backend's JSON, already compacted to one line. */
+export const initialDataFrame = (json: string): string => `event: initial_data\ndata: ${json}\n\n`

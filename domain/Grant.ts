@@ -1,5 +1,6 @@
 // What the auth backend granted (SPEC §3), parsed from an untrusted body. Anything of the
 // wrong shape is refused as a whole: a malformed grant must never grant more than it says.
+import { compactJson } from "./ValueMapper.ts"
 import { makeWhitelist, type Whitelist } from "./Whitelist.ts"
 
 export interface Grant {
@@ -9,8 +10,8 @@ export interface Grant {
   readonly roots: ReadonlyArray<string> | null
   /** null = the configured default. */
   readonly ttlSeconds: number | null
-  /** undefined = no initial_data frame. */
-  readonly initialData: unknown
+  /** The backend's initial_data as compact JSON text (numbers kept digit for digit); undefined = no frame. */
+  readonly initialData: string | undefined
 }
 
 export type GrantResult = { readonly ok: true; readonly grant: Grant } | { readonly ok: false; readonly reason: string }
@@ -52,6 +53,7 @@ export const parseGrant = (body: string): GrantResult => {
     return { ok: false, reason: "ttl_seconds is not a whole number of seconds between 0 and one year" }
   }
   const initial = v["initial_data"]
+  const initialText = initial === undefined || initial === null ? undefined : rawMember(body, "initial_data")
   return {
     ok: true,
     grant: {
@@ -59,9 +61,67 @@ export const parseGrant = (body: string): GrantResult => {
       tables,
       roots: rawRoots,
       ttlSeconds: rawTtl,
-      initialData: initial === null ? undefined : initial,
+      initialData: initialText === undefined ? undefined : (compactJson(initialText) ?? JSON.stringify(initial)),
     },
   }
+}
+
+const skipWs = (s: string, i: number): number => {
+  while (i < s.length && (s[i] === " " || s[i] === "\n" || s[i] === "\r" || s[i] === "\t")) i++
+  return i
+}
+
+const skipString = (s: string, i: number): number => {
+  i++
+  while (i < s.length && s[i] !== '"') i += s[i] === "\\" ? 2 : 1
+  return i + 1
+}
+
+const skipValue = (s: string, i: number): number => {
+  if (s[i] === '"') return skipString(s, i)
+  if (s[i] === "{" || s[i] === "[") {
+    let depth = 0
+    while (i < s.length) {
+      const c = s[i]
+      if (c === '"') {
+        i = skipString(s, i)
+        continue
+      }
+      if (c === "{" || c === "[") depth++
+      else if (c === "}" || c === "]") {
+        depth--
+        if (depth === 0) return i + 1
+      }
+      i++
+    }
+    return i
+  }
+  while (i < s.length && !",}] \n\r\t".includes(s[i]!)) i++
+  return i
+}
+
+/**
+ * The raw text of a top-level member of a JSON object that JSON.parse already accepted,
+ * so a value can be passed on without re-encoding it (JSON.parse rounds big numbers).
+ * The last occurrence wins, as with JSON.parse.
+ */
+export const rawMember = (body: string, key: string): string | undefined => {
+  let i = skipWs(body, 0)
+  if (body[i] !== "{") return undefined
+  i = skipWs(body, i + 1)
+  let found: string | undefined
+  while (i < body.length && body[i] === '"') {
+    const end = skipString(body, i)
+    const name = JSON.parse(body.slice(i, end)) as string
+    i = skipWs(body, end)
+    if (body[i] !== ":") return found
+    const start = skipWs(body, i + 1)
+    const stop = skipValue(body, start)
+    if (name === key) found = body.slice(start, stop)
+    i = skipWs(body, stop)
+    if (body[i] === ",") i = skipWs(body, i + 1)
+  }
+  return found
 }
 
 export type ChannelCheck = "ok" | "not_a_root" | "not_allowed"

@@ -61,6 +61,7 @@ class Reader {
     return s
   }
   text(len: number): string {
+    if (len < 0) throw new PgOutputError(`negative value length ${len} at byte ${this.offset}`)
     this.need(len)
     const s = utf8.decode(this.bytes.subarray(this.offset, this.offset + len))
     this.offset += len
@@ -72,6 +73,7 @@ const identities: Record<string, ReplicaIdentity> = { d: "default", n: "nothing"
 
 const readTuple = (r: Reader): Tuple => {
   const n = r.i16()
+  if (n < 0) throw new PgOutputError(`negative tuple column count ${n}`)
   const values: TupleValue[] = new Array(n)
   for (let i = 0; i < n; i++) {
     const kind = r.u8()

@@ -233,7 +233,8 @@ const matchWord = (s: string, i: number, word: string): number => (s.startsWith(
  * Validates JSON text and drops whitespace outside strings. Numbers and strings are copied verbatim (never parsed), so
  * big numbers and escapes survive exactly. An explicit container stack instead of recursion keeps deep nesting safe.
  */
-const compactJson = (s: string): string | undefined => {
+/** Validates JSON text and drops insignificant whitespace, keeping numbers digit for digit. */
+export const compactJson = (s: string): string | undefined => {
   const n = s.length
   const stack: number[] = []
   let depth = 0

@@ -162,16 +162,22 @@ export const layer = (config: WaleraConfig) =>
           const answer = called.answer
           if (answer._tag === "Denied") return reject(answer.status, answer.body, JSON_HEADERS)
           const grant = answer.grant
-          // 8. per-user cap
-          if (hub.userStreams(grant.userId) >= config.limits.perUserConcurrent) {
+          // 8. per-user cap: the slot is reserved now, so concurrent opens cannot overshoot it
+          if (!hub.reserveUser(grant.userId, config.limits.perUserConcurrent)) {
             metrics.limitRejected.labels("per_user_concurrent").inc()
             return reject(429, '{"error":"too_many_streams_for_user"}')
           }
           // 9. roots and tables
           const check = checkChannel(grant, channel.table)
-          if (check !== "ok") return reject(403, JSON.stringify({ error: check }))
+          if (check !== "ok") {
+            hub.releaseUser(grant.userId)
+            return reject(403, JSON.stringify({ error: check }))
+          }
           // The replication session may have been lost while the backend answered.
-          if (!hub.walStreaming || hub.walEpoch !== epoch || hub.closing) return unavailable(5, "wal_not_streaming")
+          if (!hub.walStreaming || hub.walEpoch !== epoch || hub.closing) {
+            hub.releaseUser(grant.userId)
+            return unavailable(5, "wal_not_streaming")
+          }
 
           let prelude = RETRY_FRAME
           if (grant.initialData !== undefined) {
@@ -200,6 +206,7 @@ export const layer = (config: WaleraConfig) =>
               })
               return { detach: () => hub.end(stream, "client_closed") }
             },
+            cancel: () => hub.releaseUser(grant.userId),
           }
           return accept
         } finally {

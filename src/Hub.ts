@@ -93,10 +93,21 @@ export class Hub {
     return this.index.size
   }
 
-  userStreams(userId: string): number {
-    return this.perUser.get(userId) ?? 0
+  /** Holds one of the user's stream slots from the handshake's step 8 on; false when the cap is reached. */
+  reserveUser(userId: string, cap: number): boolean {
+    const n = this.perUser.get(userId) ?? 0
+    if (n >= cap) return false
+    this.perUser.set(userId, n + 1)
+    return true
   }
 
+  releaseUser(userId: string): void {
+    const left = (this.perUser.get(userId) ?? 1) - 1
+    if (left <= 0) this.perUser.delete(userId)
+    else this.perUser.set(userId, left)
+  }
+
+  /** Registers a stream whose user slot was reserved by `reserveUser`. */
   attach(n: NewStream): Stream {
     const now = Date.now()
     const s: Stream = {
@@ -120,7 +131,6 @@ export class Hub {
       open: true,
     }
     this.index.add(s)
-    this.perUser.set(s.userId, (this.perUser.get(s.userId) ?? 0) + 1)
     this.metrics.subscribersActive.labels(s.kind).inc()
     this.log.info("stream opened", {
       stream_id: s.id,
@@ -137,9 +147,7 @@ export class Hub {
     s.open = false
     this.index.remove(s)
     this.whitelists.release(s.whitelist)
-    const left = (this.perUser.get(s.userId) ?? 1) - 1
-    if (left <= 0) this.perUser.delete(s.userId)
-    else this.perUser.set(s.userId, left)
+    this.releaseUser(s.userId)
     this.metrics.subscribersActive.labels(s.kind).dec()
     this.metrics.disconnects.labels(reason).inc()
     if (reason === "client_closed") s.sink.close()

@@ -90,12 +90,10 @@ if (values.healthcheck) {
   NodeRuntime.runMain(main.pipe(Effect.provide(App.layer({ config, log, env: process.env }))), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
-      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) {
-        log.info("stopped")
-        onExit(0)
-      } else {
-        onExit(1)
-      }
+      const ok = Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)
+      if (ok) log.info("stopped")
+      // Log lines still queued on a pipe would be lost by process.exit: exit once they are written.
+      process.stdout.write("", () => onExit(ok ? 0 : 1))
     },
   })
 }

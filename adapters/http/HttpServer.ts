@@ -74,7 +74,10 @@ export const layer = (config: HttpConfig) =>
         res.once("close", abandon)
         fiber.addObserver((exit) => {
           res.off("close", abandon)
-          if (res.destroyed || res.writableEnded) return
+          if (res.destroyed || res.writableEnded) {
+            if (Exit.isSuccess(exit) && exit.value._tag === "Accept") exit.value.cancel()
+            return
+          }
           if (Exit.isFailure(exit)) {
             log.error("stream open failed unexpectedly", { cause: String(exit.cause) })
             json(req, res, 500, '{"error":"internal"}')

@@ -34,6 +34,8 @@ export interface Accept {
   readonly prelude: Uint8Array
   /** Registers the stream; from now on it receives every transaction decoded after this call. */
   readonly attach: (sink: StreamSink) => Attached
+  /** The client left before the stream could start: release what the handshake reserved. */
+  readonly cancel: () => void
 }
 
 export interface Attached {

@@ -1,13 +1,20 @@
 // Lifecycle of the process (SPEC §10): heartbeats on idle streams, two instances on one
 // database, and SIGTERM — shutdown frame to every stream, slot gone, exit 0 in time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { openSse } from "../support/SseClient.ts"
+import { openSse, waitUntil } from "../support/SseClient.ts"
 import { startWalera } from "../support/Walera.ts"
 import { type Env, setup } from "./fixtures.ts"
 
 let env: Env
 beforeAll(async () => {
-  env = await setup({ env: { WALERA_ROUTER_HEARTBEAT_INTERVAL: "300ms", WALERA_LIMITS_PER_USER_CONCURRENT: "1000" } })
+  env = await setup({
+    env: {
+      WALERA_ROUTER_HEARTBEAT_INTERVAL: "300ms",
+      WALERA_LIMITS_PER_USER_CONCURRENT: "5000",
+      // This file is about shutdown: a loaded CI box must not turn 1000 parallel opens into auth timeouts.
+      WALERA_AUTH_REQUEST_TIMEOUT: "20s",
+    },
+  })
   await env.db.sql("INSERT INTO orders (id) VALUES (1), (2)")
 })
 afterAll(async () => {
@@ -59,18 +66,19 @@ describe("replication slot", () => {
     } finally {
       expect(await second.stop()).toBe(0)
     }
-    expect((await slots()).length).toBe(1)
+    // PostgreSQL drops a temporary slot when its walsender exits, a moment after the client closed.
+    await waitUntil(async () => (await slots()).length === 1, 5000, "the second slot to disappear")
   })
 })
 
 describe("SIGTERM", () => {
-  it("sends shutdown to every stream, drops the slot and exits 0 within the deadline", async () => {
+  it("sends shutdown to every stream, drops the slot and exits 0 within the deadline, with 1000 streams open", async () => {
     const streams = await Promise.all(
-      Array.from({ length: 2000 }, (_, i) =>
+      Array.from({ length: 1000 }, (_, i) =>
         openSse(env.walera.url, i % 2 === 0 ? "/sse/v1/orders/1" : "/sse/v1/orders/all", env.bearer("alice-token")),
       ),
     )
-    expect(streams.every((s) => s.status === 200)).toBe(true)
+    expect(streams.filter((s) => s.status !== 200).map((s) => `${s.status} ${s.body()}`)).toEqual([])
     const started = Date.now()
     const code = await env.walera.stop("SIGTERM")
     const took = Date.now() - started
@@ -80,7 +88,7 @@ describe("SIGTERM", () => {
     for (const s of streams) {
       expect(s.raw().endsWith('event: shutdown\ndata: {"reason":"service_restart"}\n\n')).toBe(true)
     }
-    expect(await slots()).toEqual([])
+    await waitUntil(async () => (await slots()).length === 0, 5000, "the slot to disappear")
     expect(env.walera.logs()).toContain('"msg":"stopped"')
   })
 })

@@ -231,7 +231,10 @@ describe("initial_data", () => {
   it("is the first frame after retry, compacted to one line, and absent when null", async () => {
     env.auth.answers.set("init-token", {
       status: 200,
-      body: { ...ALICE, initial_data: { list: [1, 2, { deep: "value with\nnewline" }], big: 12345678901234567890 } },
+      body: JSON.stringify({ ...ALICE, initial_data: { list: [1, 2, { deep: "value with\nnewline" }] } }).replace(
+        /}$/,
+        ', "initial_data": {"list": [1, 2, {"deep": "value with\\nnewline"}],\n "big": 12345678901234567890}}',
+      ),
     })
     env.auth.answers.set("null-init-token", { status: 200, body: { ...ALICE, initial_data: null } })
     const sse = await open("/sse/v1/orders/1", "init-token")

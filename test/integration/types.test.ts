@@ -98,7 +98,7 @@ describe("value mapping", () => {
       f8inf: "-Infinity",
       b: true,
       j: { a: 1, b: [1, 2] },
-      jb: { big: 12345678901234567890123, s: "x y" },
+      jb: { big: 1.2345678901234568e22, s: "x y" },
       by: "AP8Q",
       ts: "2026-05-18T08:30:12.5Z",
       tstz: "2026-05-18T08:30:12.123456Z",

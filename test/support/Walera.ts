@@ -42,7 +42,7 @@ export const startWalera = async (
   child.stderr?.on("data", (c) => {
     out += c
   })
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+  const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)))
   let exitCode: number | null | undefined
   void exited.then((c) => {
     exitCode = c

@@ -108,7 +108,7 @@ export class BaselineServer {
     for (const s of this.wildcard) beat(s)
   }
 
-  /** Fans out `rate` transactions per second for `durationSec`, each encoded once per token and written as bytes. */
+  /** Fans out `rate` tx/s for `durationSec` (5 ms ticks, like WAL batches), each encoded once per token as bytes. */
   run(o: BaselineRun): Promise<{ txs: number; deliveries: number; bytes: number; seconds: number }> {
     const tails = new Map<string, string>()
     for (const [k, v] of Object.entries(o.samples)) tails.set(k, tailOf(v))
@@ -169,7 +169,7 @@ export class BaselineServer {
             this.bytes += b.length
           }
         }
-        setTimeout(tick, 1)
+        setTimeout(tick, 5)
       }
       tick()
     })
@@ -182,7 +182,7 @@ export class BaselineServer {
   }
 }
 
-type Msg = { type: "listen" } | { type: "run"; run: BaselineRun } | { type: "close" }
+type Msg = { type: "listen" } | { type: "run"; run: BaselineRun } | { type: "memory" } | { type: "close" }
 
 if (import.meta.main) {
   // Forked by the bench: node testbench/bench/baseline.ts (IPC channel)
@@ -190,6 +190,7 @@ if (import.meta.main) {
   process.on("message", async (m: Msg) => {
     if (m.type === "listen") process.send?.({ type: "listening", port: await server.listen() })
     else if (m.type === "run") process.send?.({ type: "ran", result: await server.run(m.run) })
+    else if (m.type === "memory") process.send?.({ type: "memory", memory: process.memoryUsage() })
     else if (m.type === "close") {
       await server.close()
       process.exit(0)

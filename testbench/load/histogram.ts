@@ -48,7 +48,7 @@ export class Histogram {
   }
 
   record(ms: number): void {
-    const v = ms < 0 ? 0 : ms
+    const v = Math.max(0, ms)
     const ticks = Math.min(Math.floor(v * 10), MAX_TICKS)
     this.counts[indexOf(ticks)]! += 1
     this.count++
