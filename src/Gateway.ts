@@ -82,6 +82,8 @@ export const layer = (config: WaleraConfig) =>
       const auth = yield* AuthBackend
       const metrics = yield* Metrics
       const log = yield* Log
+      const clock = yield* Clock.Clock
+      const now = () => clock.currentTimeMillisUnsafe()
       const context = yield* Effect.context<AuthBackend>()
       const run = Effect.runForkWith(context)
       const breakerConfig: BreakerConfig = config.auth.breaker
@@ -90,11 +92,10 @@ export const layer = (config: WaleraConfig) =>
       let probeError = "auth backend not probed yet"
       const ttlOf = (grant: Grant) => grant.ttlSeconds ?? config.auth.defaultTtlSeconds
 
-      /** One backend call under the breaker; undefined when the breaker refused it. */
+      /** One backend call under the breaker (which may refuse it). */
       const callBackend = (channel: string, requestId: string, credentials: Credentials) =>
         Effect.gen(function* (): Effect.fn.Return<Called> {
-          const now = yield* Clock.currentTimeMillis
-          const gate = acquire(breaker, breakerConfig, now)
+          const gate = acquire(breaker, breakerConfig, now())
           breaker = gate.state
           metrics.breakerState.set(statusGauge(breaker.status))
           if (!gate.allowed)
@@ -103,13 +104,13 @@ export const layer = (config: WaleraConfig) =>
           const result = yield* Effect.result(auth.openSession({ channel, requestId, credentials })).pipe(
             Effect.onInterrupt(() =>
               Effect.sync(() => {
-                breaker = record(breaker, breakerConfig, Date.now(), false)
+                breaker = record(breaker, breakerConfig, now(), false)
               }),
             ),
           )
           metrics.authDuration.observe((performance.now() - started) / 1000)
           const ok = result._tag === "Success"
-          breaker = record(breaker, breakerConfig, yield* Clock.currentTimeMillis, ok)
+          breaker = record(breaker, breakerConfig, now(), ok)
           metrics.breakerState.set(statusGauge(breaker.status))
           if (ok) {
             const answer: SessionAnswer = result.success
@@ -190,7 +191,7 @@ export const layer = (config: WaleraConfig) =>
             _tag: "Accept",
             prelude: Buffer.from(prelude),
             attach: (sink) => {
-              const now = Date.now()
+              const at = now()
               if (grant.initialData !== undefined) metrics.eventsSent.labels("initial_data").inc()
               const stream = hub.attach({
                 table: channel.table,
@@ -201,8 +202,8 @@ export const layer = (config: WaleraConfig) =>
                 credentials,
                 tables: grant.tables,
                 sink,
-                refreshAt: ttl === 0 ? Number.POSITIVE_INFINITY : now + jitteredRefreshDelayMs(ttl, Math.random()),
-                expiresAt: ttl === 0 ? Number.POSITIVE_INFINITY : now + ttl * 1000,
+                refreshAt: ttl === 0 ? Number.POSITIVE_INFINITY : at + jitteredRefreshDelayMs(ttl, Math.random()),
+                expiresAt: ttl === 0 ? Number.POSITIVE_INFINITY : at + ttl * 1000,
               })
               return { detach: () => hub.end(stream, "client_closed") }
             },
@@ -218,7 +219,7 @@ export const layer = (config: WaleraConfig) =>
         yield* Effect.annotateCurrentSpan({ "walera.channel": s.channel, "walera.stream_id": s.id })
         const requestId = randomUUID()
         const called = yield* callBackend(s.channel, requestId, s.credentials)
-        const now = Date.now()
+        const at = now()
         if (!s.open) return
         if (called.kind === "answer") {
           const answer = called.answer
@@ -232,13 +233,13 @@ export const layer = (config: WaleraConfig) =>
           }
           hub.replaceWhitelist(s, answer.grant.tables)
           const ttl = ttlOf(answer.grant)
-          s.expiresAt = ttl === 0 ? Number.POSITIVE_INFINITY : now + ttl * 1000
-          s.refreshAt = ttl === 0 ? Number.POSITIVE_INFINITY : now + jitteredRefreshDelayMs(ttl, Math.random())
+          s.expiresAt = ttl === 0 ? Number.POSITIVE_INFINITY : at + ttl * 1000
+          s.refreshAt = ttl === 0 ? Number.POSITIVE_INFINITY : at + jitteredRefreshDelayMs(ttl, Math.random())
           return
         }
         // Bounded fail-open: keep the last grant until it expires, try again meanwhile.
-        const retryIn = Math.min(5000, Math.max(250, (s.expiresAt - now) / 2))
-        s.refreshAt = now + retryIn * (0.75 + Math.random() * 0.5)
+        const retryIn = Math.min(5000, Math.max(250, (s.expiresAt - at) / 2))
+        s.refreshAt = at + retryIn * (0.75 + Math.random() * 0.5)
       })
 
       hub.onRefreshDue = (s) => {
@@ -247,8 +248,8 @@ export const layer = (config: WaleraConfig) =>
       }
 
       const sweep = Effect.sync(() => {
-        hub.sweep(Date.now())
-        metrics.breakerState.set(statusGauge(view(breaker, breakerConfig, Date.now()).status))
+        hub.sweep(now())
+        metrics.breakerState.set(statusGauge(view(breaker, breakerConfig, now()).status))
       })
       yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(hub.sweepIntervalMs)))
 
@@ -275,7 +276,7 @@ export const layer = (config: WaleraConfig) =>
         const reasons: string[] = []
         if (!hub.walStreaming) reasons.push("replication connection not streaming")
         if (!probeOk) reasons.push(probeError)
-        const breakerView = view(breaker, breakerConfig, Date.now())
+        const breakerView = view(breaker, breakerConfig, now())
         if (breakerView.status === "open") reasons.push("auth circuit breaker open")
         if (hub.closing) reasons.push("shutting down")
         return reasons.length === 0

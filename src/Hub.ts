@@ -2,7 +2,7 @@
 // path (plan → encode once per audience → write the same bytes to each socket). One periodic
 // sweep handles heartbeats, stalled sockets, grant refresh and expiry for all streams, so a
 // stream costs one small object and no timer of its own.
-import { Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer } from "effect"
 import type { Credentials } from "../domain/ports/AuthBackend.ts"
 import type { StreamSink } from "../domain/ports/StreamGateway.ts"
 import { type ErrorReason, errorFrame, HEARTBEAT_FRAME, SHUTDOWN_FRAME, txFrame } from "../domain/Frames.ts"
@@ -72,6 +72,7 @@ export class Hub {
   private readonly config: HubConfig
   private readonly metrics: MetricsShape
   private readonly log: LogShape
+  private readonly now: () => number
   private readonly perUser = new Map<string, number>()
   private nextId = 1
   private oversized: { xid: number; touched: Set<Stream> } | null = null
@@ -83,10 +84,11 @@ export class Hub {
   pendingOpens = 0
   onRefreshDue: (s: Stream) => void = () => {}
 
-  constructor(config: HubConfig, metrics: MetricsShape, log: LogShape) {
+  constructor(config: HubConfig, metrics: MetricsShape, log: LogShape, now: () => number = Date.now) {
     this.config = config
     this.metrics = metrics
     this.log = log
+    this.now = now
   }
 
   get size(): number {
@@ -109,7 +111,7 @@ export class Hub {
 
   /** Registers a stream whose user slot was reserved by `reserveUser`. */
   attach(n: NewStream): Stream {
-    const now = Date.now()
+    const now = this.now()
     const s: Stream = {
       id: this.nextId++,
       table: n.table,
@@ -185,7 +187,7 @@ export class Hub {
   }
 
   dispatch(tx: Tx): void {
-    const decodedAt = Date.now()
+    const decodedAt = this.now()
     this.metrics.walTx.inc()
     this.metrics.txSize.observe(tx.changes.length)
     this.metrics.walLag.observe(Math.max(0, decodedAt - pgEpochMicrosToUnixMs(tx.commitTime)) / 1000)
@@ -328,7 +330,8 @@ export class HubService extends Context.Service<HubService, Hub>()("walera/Hub")
     Layer.effect(
       HubService,
       Effect.gen(function* () {
-        return new Hub(config, yield* Metrics, yield* Log)
+        const clock = yield* Clock.Clock
+        return new Hub(config, yield* Metrics, yield* Log, () => clock.currentTimeMillisUnsafe())
       }),
     )
 }

@@ -1,7 +1,7 @@
 // Keeps one replication session alive: prepare, stream, and on loss tell every stream
 // (wal_disconnected) and reconnect with jittered exponential backoff on a fresh slot.
 // Decoded messages are folded into transactions here and handed to the hub synchronously.
-import { Context, Deferred, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Layer, Schedule } from "effect"
 import { reconnectDelayMs } from "../domain/Backoff.ts"
 import { type WalError, WalSource } from "../domain/ports/WalSource.ts"
 import { type AssemblyState, initialAssembly, step } from "../domain/TxAssembler.ts"
@@ -102,6 +102,12 @@ export const layer = (options: { readonly maxChangesPerTx: number }) =>
         }
       })
       yield* Effect.forkScoped(loop)
+      const sampleLag = Effect.gen(function* () {
+        if (!hub.walStreaming) return
+        const lag = yield* Effect.orElseSucceed(wal.slotLagBytes, () => undefined)
+        if (lag !== undefined) metrics.lsnLag.set(lag)
+      })
+      yield* Effect.forkScoped(Effect.repeat(sampleLag, Schedule.spaced("10 seconds")))
       yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.walStreaming = false)))
     }),
   )

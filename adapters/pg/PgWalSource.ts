@@ -30,6 +30,10 @@ export const slotName = (prefix: string, host: string, pid: number): string => {
 
 const ACK_INTERVAL_MS = 1000
 
+// pg-logical-replication reports `lsn + 1` as written/flushed/applied. PostgreSQL's walsender
+// only exits at server shutdown once the confirmed flush equals what it sent, so the library is
+// handed `lsn - 1` to make the report exact (otherwise a fast shutdown waits wal_sender_timeout).
+
 class WaleraPgoutput {
   readonly name = "pgoutput"
   readonly options: { readonly publication: string; readonly slot: string }
@@ -152,7 +156,7 @@ export const layer = (config: PgWalConfig) =>
             if (lsn <= 0n || (!force && lsn <= acked)) return
             acked = lsn > acked ? lsn : acked
             lastAckAt = Date.now()
-            void service.acknowledge(formatLsn(acked)).catch(() => {})
+            void service.acknowledge(formatLsn(acked - 1n)).catch(() => {})
           }
           const deliver = (msg: PgMessage) => {
             if (msg.tag === "begin") inTx = true
@@ -224,11 +228,17 @@ export const layer = (config: PgWalConfig) =>
             done = true
             clearInterval(timer)
             metrics.pgStatus.set(0)
-            if (dispatched > acked) await service.acknowledge(formatLsn(dispatched)).catch(() => {})
+            if (dispatched > acked) await service.acknowledge(formatLsn(dispatched - 1n)).catch(() => {})
             await service.stop().catch(() => {})
           })
         })
 
-      return WalSource.of({ prepare: prepare(), stream })
+      const slotLagBytes = query(
+        sql<{ lag: string | null }>`
+          SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag
+          FROM pg_replication_slots WHERE slot_name = ${slot}`,
+      ).pipe(Effect.map((rows) => (rows[0]?.lag == null ? undefined : Number(rows[0].lag))))
+
+      return WalSource.of({ prepare: prepare(), stream, slotLagBytes })
     }),
   )

@@ -26,5 +26,7 @@ export class WalSource extends Context.Service<
     /** Checks wal_level, the REPLICATION attribute and the publication (creating it in bootstrap mode auto). */
     readonly prepare: Effect.Effect<void, WalError>
     readonly stream: (sink: WalSink) => Effect.Effect<never, WalError>
+    /** WAL bytes between the server's current LSN and this instance's slot (undefined without a slot). */
+    readonly slotLagBytes: Effect.Effect<number | undefined, WalError>
   }
 >()("walera/WalSource") {}

@@ -30,6 +30,7 @@ export const freePort = (): Promise<number> =>
   })
 
 export interface EmbeddedPgOptions {
+  readonly port?: number
   readonly extraFlags?: ReadonlyArray<string>
   readonly log?: (line: string) => void
 }
@@ -48,7 +49,7 @@ export const startEmbeddedPg = async (options: EmbeddedPgOptions = {}): Promise<
   installExitHook()
   const dir = mkdtempSync(join(tmpdir(), "walera-pg-"))
   live.add(dir)
-  const port = await freePort()
+  const port = options.port ?? (await freePort())
   const password = "walera"
   const log = options.log ?? (() => {})
   const flags = [

@@ -1,6 +1,7 @@
 // A real SSE client over a real socket: keeps the raw bytes (for "never on the wire"
 // checks) and the parsed frames, and lets a test wait for what it expects.
 import http from "node:http"
+import { StringDecoder } from "node:string_decoder"
 
 export interface Frame {
   readonly event: string | undefined
@@ -51,18 +52,19 @@ export const parseFrames = (text: string): Frame[] => {
 export const openSse = (baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<SseClient> =>
   new Promise((resolve, reject) => {
     const req = http.get(`${baseUrl}${path}`, { headers, agent: false }, (res) => {
-      const chunks: Buffer[] = []
+      const decoder = new StringDecoder("utf8")
+      let received = ""
       let ended = false
       let endResolve: () => void = () => {}
       const endedP = new Promise<void>((r) => {
         endResolve = r
       })
-      const text = () => Buffer.concat(chunks).toString("utf8")
-      const complete = () => {
-        if (text().endsWith("\n\n")) return text()
-        return text().slice(0, text().lastIndexOf("\n\n") + 2)
-      }
-      res.on("data", (c: Buffer) => chunks.push(c))
+      const text = () => received
+      const complete = () =>
+        received.endsWith("\n\n") ? received : received.slice(0, received.lastIndexOf("\n\n") + 2)
+      res.on("data", (c: Buffer) => {
+        received += decoder.write(c)
+      })
       const finish = () => {
         if (ended) return
         ended = true

@@ -1,7 +1,7 @@
 // `npm run bench`: the SPEC §12 scenario end to end — PostgreSQL, auth backend, Walera, writer and SSE load
 // generator on one machine — plus a plain node:http baseline, an optional rate sweep and an idle-streams phase.
 // Writes bench-results/<timestamp>/report.{md,json} and exits non-zero when events went missing.
-import { type ChildProcess, fork, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import http from "node:http"
 import os from "node:os"
@@ -289,6 +289,19 @@ const waleraHeap = (url: string) => async () => (await scrape(url)).get("nodejs_
 
 const delta = (a: Map<string, number>, b: Map<string, number>, key: string) => (b.get(key) ?? 0) - (a.get(key) ?? 0)
 
+/** Upper bucket bound of the q-quantile of a prom-client histogram, from the delta of two scrapes. */
+const histQuantile = (a: Map<string, number>, b: Map<string, number>, name: string, q: number) => {
+  const buckets: Array<[number, number]> = []
+  for (const key of b.keys()) {
+    const m = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\}$`).exec(key)
+    if (m) buckets.push([m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]), delta(a, b, key)])
+  }
+  buckets.sort((x, y) => x[0] - y[0])
+  const total = buckets.at(-1)?.[1] ?? 0
+  for (const [le, n] of buckets) if (n >= q * total) return le
+  return Number.NaN
+}
+
 const histMean = (a: Map<string, number>, b: Map<string, number>, name: string) => {
   const n = delta(a, b, `${name}_count`)
   return n > 0 ? delta(a, b, `${name}_sum`) / n : 0
@@ -406,6 +419,7 @@ class LoadGenGroup {
       exactEvents: sum((s) => s.exactEvents),
       wildcardEvents: sum((s) => s.wildcardEvents),
       negativeLatencies: sum((s) => s.negativeLatencies),
+      loopDelayP99Ms: Math.max(...all.map((s) => s.loopDelayP99Ms)),
       disconnects,
       samples: Object.assign({}, ...all.map((s) => s.samples)),
       latency: h.toJSON(),
@@ -551,6 +565,10 @@ interface RunWindow {
   readonly waleraTxDecoded: number
   readonly waleraWalLagMeanMs: number
   readonly waleraFanoutMeanMs: number
+  /** bucket upper bounds of Walera's own commit→decoded histogram */
+  readonly waleraWalLagP50Ms: number
+  readonly waleraWalLagP99Ms: number
+  readonly loadgenLoopDelayP99Ms: number
   readonly waleraEventLoopLagP99Ms: number
   readonly waleraHeapUsedMb: number
   readonly missing: Missing
@@ -643,6 +661,9 @@ const runLoad = async (
     waleraTxDecoded: delta(m0, m1, "walera_wal_transactions_total"),
     waleraWalLagMeanMs: round(histMean(m0, m1, "walera_wal_lag_seconds") * 1000, 2),
     waleraFanoutMeanMs: round(histMean(m0, m1, "walera_fanout_latency_seconds") * 1000, 3),
+    waleraWalLagP50Ms: histQuantile(m0, m1, "walera_wal_lag_seconds", 0.5) * 1000,
+    waleraWalLagP99Ms: histQuantile(m0, m1, "walera_wal_lag_seconds", 0.99) * 1000,
+    loadgenLoopDelayP99Ms: round(l2.loopDelayP99Ms, 1),
     waleraEventLoopLagP99Ms: round((m1.get("nodejs_eventloop_lag_p99_seconds") ?? 0) * 1000, 1),
     waleraHeapUsedMb: mb(m1.get("nodejs_heap_size_used_bytes") ?? 0),
     missing,
@@ -721,6 +742,9 @@ const renderReport = (r: Record<string, any>): string => {
       `Node ${r["machine"].node}, PostgreSQL ${r["postgres"]}, ulimit -n ${r["machine"].nofile}.`,
   )
   L.push(
+    `Walera: commit ${r["walera"].head}${r["walera"].dirty.length > 0 ? ` plus uncommitted changes (${r["walera"].dirty.length} files)` : ""}.`,
+  )
+  L.push(
     `Scenario: ${r["config"].exact} streams on distinct orders/{pk} + ${r["config"].wildcard} on orders/all ` +
       `(users alice/bob alternating), writer ${r["config"].rate} tx/s for ${r["config"].duration} s after ` +
       `${r["config"].warmup} s warm-up.`,
@@ -768,9 +792,10 @@ const renderReport = (r: Record<string, any>): string => {
       ],
       ["Walera heap used (end) / event-loop lag p99", `${w.waleraHeapUsedMb} MiB / ${w.waleraEventLoopLagP99Ms} ms`],
       [
-        "Walera WAL lag mean (commit→decoded) / fan-out mean",
-        `${w.waleraWalLagMeanMs} ms / ${w.waleraFanoutMeanMs} ms`,
+        "Walera commit→decoded (its own histogram): mean / p50 ≤ / p99 ≤",
+        `${w.waleraWalLagMeanMs} ms / ${w.waleraWalLagP50Ms} ms / ${w.waleraWalLagP99Ms} ms`,
       ],
+      ["Walera fan-out (decoded→written) mean", `${w.waleraFanoutMeanMs} ms`],
       [
         "missing / unexpected events",
         `${w.missing.missing} / ${w.missing.unexpected} (expected ${w.missing.expected})`,
@@ -782,10 +807,13 @@ const renderReport = (r: Record<string, any>): string => {
         "load generator CPU avg / peak",
         `${round(c.cpuAvgPct["loadgen_walera"] ?? 0)} % / ${round(c.cpuPeakPct["loadgen_walera"] ?? 0)} %`,
       ],
+      ["load generator event-loop delay p99", `${w.loadgenLoopDelayP99Ms} ms`],
       ["bench process (writer, auth, sampler) CPU avg", `${round(c.cpuAvgPct["bench"] ?? 0)} %`],
+      ["other processes on the box (not started by the bench) CPU avg", `${round(c.cpuAvgPct["other"] ?? 0)} %`],
+      ["kernel softirq / steal", `${round(c.softirqPct)} % / ${round(c.stealPct)} %`],
       ["machine busy avg / peak (all cores)", `${round(c.machineBusyAvgPct)} % / ${round(c.machineBusyPeakPct)} %`],
       [
-        "CPU not attributed to the bench's processes (other work on the box, kernel softirq)",
+        "CPU not attributed to any process (kernel softirq, processes that exited between samples)",
         `${round(untracked(c))} % of one core`,
       ],
       ["Walera shutdown (SIGTERM → exit)", `${m.shutdown.shutdownMs} ms, exit ${JSON.stringify(m.shutdown.exit)}`],
@@ -861,6 +889,19 @@ const renderReport = (r: Record<string, any>): string => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Which Walera was measured: HEAD and whether its source differed from it (read-only git calls). */
+const gitState = (): { head: string; dirty: string[] } => {
+  const run = (a: string[]) => {
+    try {
+      return execFileSync("git", a, { cwd: repoRoot, encoding: "utf8" }).trim()
+    } catch {
+      return ""
+    }
+  }
+  const dirty = run(["status", "--porcelain", "--", "src", "adapters", "domain"])
+  return { head: run(["rev-parse", "--short", "HEAD"]), dirty: dirty === "" ? [] : dirty.split("\n") }
+}
+
 const fdLimit = (): number => {
   const m = /Max open files\s+(\d+)/.exec(readFileSync("/proc/self/limits", "utf8"))
   return m ? Number(m[1]) : 1024
@@ -879,12 +920,14 @@ const main = async () => {
       node: process.version,
       nofile: fdLimit(),
     },
+    walera: gitState(),
     config: { exact: exactCount, wildcard: wildcardCount, rate, duration, warmup, quick, findMax: args["find-max"] },
     notes,
   }
   const sampler = new Sampler()
   sampler.track("bench", () => [process.pid])
   sampler.track("postgres", () => pidsNamed("postgres"))
+  sampler.track("other", () => [])
   sampler.start()
   cleanups.push(() => sampler.stop())
 
@@ -981,6 +1024,14 @@ const main = async () => {
       sampler.track("baseline", () => (base.child.pid === undefined ? [] : [base.child.pid]))
       const bIdle = await measureIdle(sampler, "baseline", base.url, specs, false, 0, base.heap)
       const bSeconds = Math.min(duration, quick ? 10 : 30)
+      // same background load as the Walera run: the writer keeps PostgreSQL busy at the same rate
+      const bgWriter = startWriter({
+        databaseUrl,
+        rate: window.txPerSec,
+        orderIds: Array.from({ length: exactCount }, (_, i) => i + 1),
+      })
+      await bgWriter.start()
+      await sleep(2000)
       bIdle.lg.reset()
       const s0 = sampler.snapshot()
       const result = await base.run({
@@ -990,6 +1041,7 @@ const main = async () => {
         pks: Array.from({ length: exactCount }, (_, i) => String(i + 1)),
       })
       const s1 = sampler.snapshot()
+      await bgWriter.stop()
       await sleep(500)
       const bStats = await bIdle.lg.stats()
       const c = sampler.window(s0, s1)
@@ -1067,6 +1119,11 @@ const main = async () => {
     `All processes share ${os.cpus().length} cores: PostgreSQL, the writer (bench process), the load generator and ` +
       "Walera. Machine busy % near 100 means the box, not necessarily Walera, was the limit.",
   )
+  if (report["baseline"] !== undefined)
+    notes.push(
+      "The baseline runs with the writer committing to PostgreSQL at the same rate (nobody decodes the WAL), so " +
+        "the machine carries a similar background load while its CPU is measured.",
+    )
   notes.push(
     "Latency is measured from PostgreSQL's commit_ts (µs) to the moment the load generator read the frame " +
       "(performance.timeOrigin + performance.now()), on the same clock.",

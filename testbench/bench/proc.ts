@@ -27,6 +27,8 @@ export const rssBytes = (pid: number): number => {
 export interface MachineCpu {
   readonly busy: number
   readonly total: number
+  readonly softirq: number
+  readonly steal: number
 }
 
 export const machineCpu = (): MachineCpu => {
@@ -34,8 +36,14 @@ export const machineCpu = (): MachineCpu => {
   const v = line.trim().split(/\s+/).slice(1).map(Number)
   const total = v.reduce((a, b) => a + b, 0)
   const idle = (v[3] ?? 0) + (v[4] ?? 0)
-  return { busy: total - idle, total }
+  return { busy: total - idle, total, softirq: v[6] ?? 0, steal: v[7] ?? 0 }
 }
+
+/** Every process on the box (for the "other" group: CPU used by processes the bench did not start). */
+export const allPids = (): number[] =>
+  readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
 
 /** Every process whose command name is exactly `name` (e.g. the PostgreSQL backends). */
 export const pidsNamed = (name: string): number[] => {
@@ -51,7 +59,10 @@ export const pidsNamed = (name: string): number[] => {
 
 export interface Snapshot {
   readonly t: number
+  /** CPU seconds so far per group (sum over its live processes) */
   readonly cpu: Record<string, number>
+  /** CPU seconds so far per group and process, so exited processes do not make a window negative */
+  readonly perPid: Record<string, Map<number, number>>
   readonly rss: Record<string, number>
   readonly machine: MachineCpu
 }
@@ -67,6 +78,9 @@ export interface WindowStats {
   /** whole machine busy %, of all cores */
   readonly machineBusyAvgPct: number
   readonly machineBusyPeakPct: number
+  /** kernel softirq and hypervisor steal, % of one core */
+  readonly softirqPct: number
+  readonly stealPct: number
 }
 
 /** Samples named process groups every second; CPU of a group that lost processes may dip (cumulative counters). */
@@ -75,30 +89,45 @@ export class Sampler {
   readonly samples: Snapshot[] = []
   private timer: NodeJS.Timeout | undefined
 
+  /** Adds a group; the special group "other" (every remaining process) is always evaluated last. */
   track(name: string, pids: () => number[]): void {
     this.groups.set(name, pids)
+    const other = this.groups.get("other")
+    if (other !== undefined && name !== "other") {
+      this.groups.delete("other")
+      this.groups.set("other", other)
+    }
   }
 
   snapshot(): Snapshot {
     const cpu: Record<string, number> = {}
+    const perPid: Record<string, Map<number, number>> = {}
     const rss: Record<string, number> = {}
+    const seen = new Set<number>()
     for (const [name, pids] of this.groups) {
       let c = 0
       let r = 0
-      for (const pid of pids()) {
+      const list = name === "other" ? allPids().filter((p) => !seen.has(p)) : pids()
+      const byPid = new Map<number, number>()
+      for (const pid of list) {
+        seen.add(pid)
+        let used: number
         if (pid === process.pid) {
           const u = process.cpuUsage()
-          c += (u.user + u.system) / 1e6
+          used = (u.user + u.system) / 1e6
           r += process.memoryUsage.rss()
         } else {
-          c += cpuSeconds(pid)
+          used = cpuSeconds(pid)
           r += rssBytes(pid)
         }
+        byPid.set(pid, used)
+        c += used
       }
       cpu[name] = c
+      perPid[name] = byPid
       rss[name] = r
     }
-    return { t: performance.now(), cpu, rss, machine: machineCpu() }
+    return { t: performance.now(), cpu, perPid, rss, machine: machineCpu() }
   }
 
   start(): void {
@@ -117,15 +146,24 @@ export class Sampler {
     const peak: Record<string, number> = {}
     const rssPeak: Record<string, number> = {}
     const inside = [a, ...this.samples.filter((s) => s.t > a.t && s.t < b.t), b]
+    /** CPU used between x and y by the processes alive at y (a process born in between counts from zero). */
+    const used = (x: Snapshot, y: Snapshot, name: string) => {
+      const before = x.perPid[name] ?? new Map<number, number>()
+      let sum = 0
+      for (const [pid, v] of y.perPid[name] ?? []) sum += Math.max(0, v - (before.get(pid) ?? 0))
+      return sum
+    }
     for (const name of Object.keys(b.cpu)) {
-      const used = Math.max(0, (b.cpu[name] ?? 0) - (a.cpu[name] ?? 0))
-      cpuSecondsOut[name] = used
-      avg[name] = seconds > 0 ? (100 * used) / seconds : 0
+      let usedSum = 0
+      for (let i = 1; i < inside.length; i++) usedSum += used(inside[i - 1]!, inside[i]!, name)
+      const usedTotal = usedSum
+      cpuSecondsOut[name] = usedTotal
+      avg[name] = seconds > 0 ? (100 * usedTotal) / seconds : 0
       let p = 0
       let r = 0
       for (let i = 1; i < inside.length; i++) {
         const dt = (inside[i]!.t - inside[i - 1]!.t) / 1000
-        if (dt >= 0.5) p = Math.max(p, (100 * ((inside[i]!.cpu[name] ?? 0) - (inside[i - 1]!.cpu[name] ?? 0))) / dt)
+        if (dt >= 0.5) p = Math.max(p, (100 * used(inside[i - 1]!, inside[i]!, name)) / dt)
       }
       for (const s of inside) r = Math.max(r, s.rss[name] ?? 0)
       peak[name] = p
@@ -145,6 +183,8 @@ export class Sampler {
       rssPeak,
       machineBusyAvgPct: busy(a, b),
       machineBusyPeakPct: machinePeak,
+      softirqPct: seconds > 0 ? (b.machine.softirq - a.machine.softirq) / seconds : 0,
+      stealPct: seconds > 0 ? (b.machine.steal - a.machine.steal) / seconds : 0,
     }
   }
 }

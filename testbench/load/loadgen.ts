@@ -1,6 +1,7 @@
 // SSE load generator: holds many Walera streams, parses frames incrementally, records commit→receive latency,
 // received xids per channel and disconnect reasons. Usable as a library, a CLI, or a forked child (IPC) of the bench.
 import http from "node:http"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { Counter, Gauge, Registry } from "prom-client"
 import { Histogram } from "./histogram.ts"
@@ -45,6 +46,8 @@ export interface LoadGenStats {
   readonly wildcardEvents: number
   readonly latency: ReturnType<Histogram["toJSON"]>
   readonly negativeLatencies: number
+  /** the load generator's own event-loop delay p99 (ms) since the last reset: high values would inflate latency */
+  readonly loopDelayP99Ms: number
   /** one sample frame per (kind, token): used to size the plain-Node baseline's frames */
   readonly samples: Record<string, string>
 }
@@ -117,6 +120,8 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
   const perAddress = addresses.length === 0 ? 0 : Math.ceil(options.streams.length / addresses.length)
 
   const latency = new Histogram()
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
   let negative = 0
   let txEvents = 0
   let txBytes = 0
@@ -294,6 +299,7 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
     wildcardEvents,
     latency: latency.toJSON(),
     negativeLatencies: negative,
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
     samples: { ...samples },
   })
 
@@ -347,6 +353,7 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
     connectAll,
     resetLatency: () => {
       latency.reset()
+      loopDelay.reset()
       negative = 0
     },
     stats,
@@ -370,6 +377,7 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
     close: async () => {
       closing = true
       reconnect = false
+      loopDelay.disable()
       for (const t of timers) clearTimeout(t)
       timers.clear()
       for (const c of conns) c.req?.destroy()
