@@ -238,6 +238,10 @@ export const layer = (config: WaleraConfig) =>
           return
         }
         // Bounded fail-open: keep the last grant until it expires, try again meanwhile.
+        if (at >= s.expiresAt) {
+          hub.end(s, "auth_unavailable")
+          return
+        }
         const retryIn = Math.min(5000, Math.max(250, (s.expiresAt - at) / 2))
         s.refreshAt = at + retryIn * (0.75 + Math.random() * 0.5)
       })

@@ -304,11 +304,9 @@ export class Hub {
         s.accepted = s.written
         s.stalledSince = 0
       }
-      if (s.expiresAt <= now && !s.refreshing) {
-        this.end(s, "auth_unavailable")
-        continue
-      }
-      if (s.refreshAt <= now && !s.refreshing) this.onRefreshDue(s)
+      // An expired grant gets one last refresh attempt; its failure ends the stream (auth_unavailable).
+      if ((s.refreshAt <= now || s.expiresAt <= now) && !s.refreshing) this.onRefreshDue(s)
+      if (!s.open) continue
       if (s.open && s.lastWriteAt <= heartbeatBefore) {
         this.write(s, HEARTBEAT, now)
         beats++

@@ -591,6 +591,7 @@ const runLoad = async (
     poolSize: 8,
     log: say,
   })
+  const lStart = await lg.stats()
   await writer.start()
   say(`writer at ${rateTarget} tx/s: warm-up ${warmupSec} s`)
   await sleep(warmupSec * 1000)
@@ -626,7 +627,7 @@ const runLoad = async (
   const drainDeadline = Date.now() + 20_000
   for (;;) {
     const s = await lg.stats()
-    if (s.txEvents >= expectedTotal) break // loadgen counters start at zero and the writer runs after connect
+    if (s.txEvents - lStart.txEvents >= expectedTotal) break
     if (s.txEvents !== last) {
       last = s.txEvents
       stableSince = Date.now()
@@ -834,7 +835,10 @@ const renderReport = (r: Record<string, any>): string => {
     )
     const ra = r["ratios"]
     L.push(
-      `| RSS per idle stream | ${round(b.idle.bytesPerStream / 1024, 1)} KiB | ${round(m.idle.bytesPerStream / 1024, 1)} KiB | ${round(ra.idleBytesPerStream, 2)}× |`,
+      `| RSS per idle stream | ${round(b.idle.bytesPerStream / 1024, 1)
+    L.push(
+      `| JS heap per idle stream (no forced GC) | ${round(b.idle.heapPerStream / 1024, 1)} KiB | ${round(m.idle.heapPerStream / 1024, 1)} KiB | ${round(m.idle.heapPerStream / Math.max(1, b.idle.heapPerStream), 2)}× |`,
+    )} KiB | ${round(m.idle.bytesPerStream / 1024, 1)} KiB | ${round(ra.idleBytesPerStream, 2)}× |`,
     )
     L.push(
       `| CPU avg at same delivery rate | ${round(b.cpuAvgPct)} % | ${round(m.window.cpu.cpuAvgPct["walera"] ?? 0)} % | ${round(ra.cpu, 2)}× |`,
@@ -879,7 +883,7 @@ const renderReport = (r: Record<string, any>): string => {
     )
     for (const [name, v] of Object.entries(idle.servers as Record<string, IdleMemory>))
       L.push(
-        `| ${name} | ${v.streams} | ${round(v.connectMs / 1000, 1)} s | ${mb(v.rssBefore)} → ${mb(v.rssAfter)} MiB | ${round(v.bytesPerStream / 1024, 1)} KiB |`,
+        `| ${name} | ${v.streams} | ${round(v.connectMs / 1000, 1)} s | ${mb(v.rssBefore)} → ${mb(v.rssAfter)} MiB | ${round(v.bytesPerStream / 1024, 1)} KiB | ${round(v.heapPerStream / 1024, 1)} KiB |`,
       )
     if (idle.ratio !== undefined) L.push("", `Walera / baseline: ${round(idle.ratio, 2)}×`)
   }
@@ -981,7 +985,8 @@ const main = async () => {
       steps.push(w)
       say(
         `step ${r}: achieved ${w.txPerSec} tx/s p99 ${round(w.latency.p99Ms)} ms missing ${w.missing.missing} ` +
-          `walera ${round(w.cpu.cpuAvgPct["walera"] ?? 0)}% machine ${round(w.cpu.machineBusyAvgPct)}%`,
+          `walera ${round(w.cpu.cpuAvgPct["walera"] ?? 0)}% machine ${round(w.cpu.machineBusyAvgPct)}%` +
+          (w.missing.missing > 0 ? ` e.g. ${w.missing.examples.slice(0, 3).join(", ")}` : ""),
       )
       if (w.latency.p99Ms < P99_TARGET_MS && w.missing.missing === 0 && w.txPerSec >= 0.95 * r) maxRate = r
       else {
