@@ -12,9 +12,8 @@ import * as Tracing from "../adapters/telemetry/Tracing.ts"
 import { canonicalOrigin, type WaleraConfig } from "./Config.ts"
 import * as Gateway from "./Gateway.ts"
 import { HubService } from "./Hub.ts"
+import { VERSION } from "./Version.ts"
 import * as WalPipeline from "./WalPipeline.ts"
-
-export const VERSION = "0.1.0"
 
 export interface AppOptions {
   readonly config: WaleraConfig

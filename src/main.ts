@@ -3,14 +3,13 @@
 import { existsSync, readFileSync } from "node:fs"
 import http from "node:http"
 import { parseArgs } from "node:util"
-import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Deferred, Effect, Exit } from "effect"
-import { makeLog } from "../adapters/telemetry/Log.ts"
-import * as App from "./App.ts"
 import { CONFIG_KEYS, formatProblems, loadConfig } from "./Config.ts"
-import { Fatal } from "./WalPipeline.ts"
 
-const HELP = `walera ${App.VERSION} — streams PostgreSQL row changes to authenticated SSE subscribers
+import { VERSION } from "./Version.ts"
+
+// Flags and the health check answer without loading Effect and the adapters (it takes a second).
+
+const HELP = `walera ${VERSION} — streams PostgreSQL row changes to authenticated SSE subscribers
 
 Usage: npm start -- [--config path] [--dev-log] [--healthcheck] [--help] [--version]
 
@@ -29,23 +28,31 @@ ${CONFIG_KEYS.map((k) => `  ${k.env.padEnd(46)} default ${k.default}`).join("\n"
 See docs/operations.md for what each key does.
 `
 
-const { values } = parseArgs({
-  options: {
-    config: { type: "string" },
-    "dev-log": { type: "boolean", default: false },
-    healthcheck: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-    version: { type: "boolean", default: false },
-  },
-  strict: true,
-})
+const parsed = (() => {
+  try {
+    return parseArgs({
+      options: {
+        config: { type: "string" },
+        "dev-log": { type: "boolean", default: false },
+        healthcheck: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+        version: { type: "boolean", default: false },
+      },
+      strict: true,
+    })
+  } catch (e) {
+    process.stderr.write(`walera: ${(e as Error).message}\nRun with --help for usage.\n`)
+    process.exit(2)
+  }
+})()
+const values = parsed.values
 
 if (values.help) {
   process.stdout.write(HELP)
   process.exit(0)
 }
 if (values.version) {
-  process.stdout.write(`${App.VERSION}\n`)
+  process.stdout.write(`${VERSION}\n`)
   process.exit(0)
 }
 
@@ -70,6 +77,13 @@ if (values.healthcheck) {
   process.stderr.write(`walera: ${formatProblems(loaded.problems)}\n`)
   process.exit(2)
 } else {
+  const [NodeRuntime, { Cause, Deferred, Effect, Exit }, { makeLog }, App, { Fatal }] = await Promise.all([
+    import("@effect/platform-node/NodeRuntime"),
+    import("effect"),
+    import("../adapters/telemetry/Log.ts"),
+    import("./App.ts"),
+    import("./WalPipeline.ts"),
+  ])
   const config = loaded.config
   const log = makeLog({ level: config.log.level, pretty: values["dev-log"] })
   const main = Effect.gen(function* () {

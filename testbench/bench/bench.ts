@@ -835,10 +835,10 @@ const renderReport = (r: Record<string, any>): string => {
     )
     const ra = r["ratios"]
     L.push(
-      `| RSS per idle stream | ${round(b.idle.bytesPerStream / 1024, 1)
+      `| RSS per idle stream | ${round(b.idle.bytesPerStream / 1024, 1)} KiB | ${round(m.idle.bytesPerStream / 1024, 1)} KiB | ${round(ra.idleBytesPerStream, 2)}× |`,
+    )
     L.push(
       `| JS heap per idle stream (no forced GC) | ${round(b.idle.heapPerStream / 1024, 1)} KiB | ${round(m.idle.heapPerStream / 1024, 1)} KiB | ${round(m.idle.heapPerStream / Math.max(1, b.idle.heapPerStream), 2)}× |`,
-    )} KiB | ${round(m.idle.bytesPerStream / 1024, 1)} KiB | ${round(ra.idleBytesPerStream, 2)}× |`,
     )
     L.push(
       `| CPU avg at same delivery rate | ${round(b.cpuAvgPct)} % | ${round(m.window.cpu.cpuAvgPct["walera"] ?? 0)} % | ${round(ra.cpu, 2)}× |`,
