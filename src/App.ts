@@ -19,9 +19,11 @@ export interface AppOptions {
   readonly config: WaleraConfig
   readonly log: LogShape
   readonly env?: Readonly<Record<string, string | undefined>>
+  /** Replaces the OTLP-from-environment tracing (tests pass an in-memory exporter). */
+  readonly tracing?: Layer.Layer<never>
 }
 
-export const layer = ({ config, log, env = {} }: AppOptions) => {
+export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
   const base = Layer.mergeAll(Layer.succeed(Log, log), Metrics.layer, WalPipeline.Fatal.layer)
   const pool = PgClient.layer({
     url: Redacted.make(config.database.url),
@@ -60,5 +62,5 @@ export const layer = ({ config, log, env = {} }: AppOptions) => {
     forwardedHeaders: config.auth.forwardedHeaders,
     shutdownDeadlineMs: config.shutdown.deadlineMs,
   }).pipe(Layer.provideMerge(gateway))
-  return http.pipe(Layer.provide(Tracing.layerFromEnv(env, VERSION)))
+  return http.pipe(Layer.provide(tracing ?? Tracing.layerFromEnv(env, VERSION)))
 }

@@ -104,10 +104,12 @@ export const layer = (options: { readonly maxChangesPerTx: number }) =>
       yield* Effect.forkScoped(loop)
       const sampleLag = Effect.gen(function* () {
         if (!hub.walStreaming) return
-        const lag = yield* Effect.orElseSucceed(wal.slotLagBytes, () => undefined)
+        const lag = yield* wal.slotLagBytes.pipe(
+          Effect.catch((e) => Effect.sync(() => log.debug("slot lag not sampled", { error: e.message }))),
+        )
         if (lag !== undefined) metrics.lsnLag.set(lag)
       })
-      yield* Effect.forkScoped(Effect.repeat(sampleLag, Schedule.spaced("10 seconds")))
+      yield* Effect.forkScoped(Effect.repeat(sampleLag, Schedule.spaced("5 seconds")))
       yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.walStreaming = false)))
     }),
   )

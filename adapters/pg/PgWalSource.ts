@@ -4,7 +4,7 @@
 // LSN of the last dispatched commit, answers keepalives, never acknowledges ahead of dispatch.
 import { hostname } from "node:os"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Layer } from "effect"
 import { LogicalReplicationService } from "pg-logical-replication"
 import { formatLsn, parseLsn } from "../../domain/Lsn.ts"
 import type { PgMessage, RelationMessage } from "../../domain/PgMessage.ts"
@@ -62,6 +62,11 @@ class WaleraPgoutput {
       `START_REPLICATION SLOT "${this.options.slot}" LOGICAL ${point} (proto_version '1', publication_names '${this.options.publication}')`,
     )
   }
+}
+
+interface Session {
+  readonly lost: Deferred.Deferred<never, WalError>
+  readonly close: Effect.Effect<void>
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
@@ -135,8 +140,10 @@ export const layer = (config: PgWalConfig) =>
           ),
         )
 
-      const stream = (sink: WalSink) =>
-        Effect.callback<never, WalError>((resume) => {
+      /** Connects, creates the slot and starts streaming; the session's `lost` fails when it ends. */
+      const connect = (sink: WalSink) =>
+        Effect.callback<Session, WalError>((resume) => {
+          const lost = Deferred.makeUnsafe<never, WalError>()
           const plugin = new WaleraPgoutput({ publication: config.publicationName, slot }, (error) => {
             metrics.decodeErrors.labels("message").inc()
             log.warn("unparseable pgoutput message skipped", { error: message(error) })
@@ -197,8 +204,17 @@ export const layer = (config: PgWalConfig) =>
             if (!inTx && held === null) dispatched = parseLsn(lsn) > dispatched ? parseLsn(lsn) : dispatched
             if (shouldRespond) ack(dispatched, true)
           })
+          const close = Effect.promise(async () => {
+            if (done) return
+            done = true
+            clearInterval(timer)
+            metrics.pgStatus.set(0)
+            if (dispatched > acked) await service.acknowledge(formatLsn(dispatched - 1n)).catch(() => {})
+            await service.stop().catch(() => {})
+          })
           service.on("start", () => {
             metrics.pgStatus.set(1)
+            resume(Effect.succeed({ lost, close }))
             sink.onStreaming({ slot, startLsn: plugin.startLsn })
           })
           const timer = setInterval(() => {
@@ -211,7 +227,9 @@ export const layer = (config: PgWalConfig) =>
             clearInterval(timer)
             metrics.pgStatus.set(0)
             void service.stop().catch(() => {})
-            resume(Effect.fail(new WalError({ reason, message: message(error) })))
+            const error_ = new WalError({ reason, message: message(error) })
+            if (started) Deferred.doneUnsafe(lost, Effect.fail(error_))
+            else resume(Effect.fail(error_))
           }
           service.on("error", (error: unknown) => fail("lost", error))
           let started = false
@@ -223,15 +241,14 @@ export const layer = (config: PgWalConfig) =>
             .then(() => fail(started ? "lost" : "unreachable", new Error("replication connection closed")))
             .catch((error: unknown) => fail(started ? "lost" : "unreachable", error))
 
-          return Effect.promise(async () => {
-            if (done) return
-            done = true
-            clearInterval(timer)
-            metrics.pgStatus.set(0)
-            if (dispatched > acked) await service.acknowledge(formatLsn(dispatched - 1n)).catch(() => {})
-            await service.stop().catch(() => {})
-          })
+          return close
         })
+
+      const stream = (sink: WalSink) =>
+        Effect.acquireRelease(connect(sink).pipe(Effect.withSpan("WalSource.connect")), (s) => s.close).pipe(
+          Effect.flatMap((s) => Deferred.await(s.lost)),
+          Effect.scoped,
+        )
 
       const slotLagBytes = query(
         sql<{ lag: string | null }>`
