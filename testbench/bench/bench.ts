@@ -592,6 +592,8 @@ const runLoad = async (
     log: say,
   })
   const lStart = await lg.stats()
+  const stopWriter = () => writer.stop()
+  cleanups.push(stopWriter)
   await writer.start()
   say(`writer at ${rateTarget} tx/s: warm-up ${warmupSec} s`)
   await sleep(warmupSec * 1000)
@@ -616,6 +618,7 @@ const runLoad = async (
   const l1 = await lg.stats()
   const m1 = await scrape(walera.url)
   await writer.stop()
+  cleanups.splice(cleanups.indexOf(stopWriter), 1)
   // drain: wait until every committed transaction could have arrived
   const committed = writer.committed()
   let expectedTotal = 0
@@ -1035,6 +1038,7 @@ const main = async () => {
         rate: window.txPerSec,
         orderIds: Array.from({ length: exactCount }, (_, i) => i + 1),
       })
+      cleanups.push(() => bgWriter.stop())
       await bgWriter.start()
       await sleep(2000)
       bIdle.lg.reset()

@@ -73,6 +73,8 @@ export const startWriter = (options: WriterOptions): Writer => {
   const log = options.log ?? (() => {})
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 8 })
   pool.on("error", (e) => log(`[writer] idle client error: ${e.message}`))
+  // a checked-out client whose server goes away must not crash the process (its query fails and is counted)
+  pool.on("connect", (client) => client.on("error", () => {}))
   const rateAt = rateFunction(scenario, options.rate, options.durationSec)
   const items = new Map<number, number[]>()
   const committedXids = new Map<number, number[]>()
@@ -198,7 +200,9 @@ export const startWriter = (options: WriterOptions): Writer => {
     )
   }
 
-  const stop = async () => {
+  let stopped: Promise<void> | undefined
+  const stop = () => (stopped ??= stopNow())
+  const stopNow = async () => {
     running = false
     if (timer !== undefined) clearTimeout(timer)
     resolveDone()
