@@ -3,11 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { openSse } from "../support/SseClient.ts"
 import { ALICE, type Env, setup } from "./fixtures.ts"
-
-const metric = (body: string, name: string): number => {
-  const re = new RegExp(`^${name.replace(/[{}"=]/g, (c) => `\\${c}`)} (\\S+)$`, "m")
-  return Number(re.exec(body)?.[1] ?? Number.NaN)
-}
+import { metricValue } from "../support/Scrape.ts"
 
 let env: Env
 beforeAll(async () => {
@@ -85,7 +81,7 @@ describe("circuit breaker", () => {
     failing = true
     // Earlier successes are still in the 20 s window, so it takes as many failures as they were to pass 0.5.
     let failures = 0
-    while (metric((await env.walera.get("/metrics")).body, "walera_auth_circuit_breaker_state") !== 1) {
+    while (metricValue((await env.walera.get("/metrics")).body, "walera_auth_circuit_breaker_state") !== 1) {
       const r = await fetch(`${env.walera.url}/sse/v1/orders/1`, { headers: h })
       expect(r.status).toBe(503)
       expect(r.headers.get("retry-after")).toBe("5")
@@ -98,7 +94,7 @@ describe("circuit breaker", () => {
     expect(Number(refused.headers.get("retry-after"))).toBeLessThanOrEqual(2)
     expect(env.auth.calls.length).toBe(callsWhenOpen)
     const metrics = (await env.walera.get("/metrics")).body
-    expect(metric(metrics, "walera_auth_circuit_breaker_state")).toBe(1)
+    expect(metricValue(metrics, "walera_auth_circuit_breaker_state")).toBe(1)
     const ready = await env.walera.get("/readyz")
     expect(ready.status).toBe(503)
     expect(ready.body).toContain("breaker")
@@ -114,7 +110,7 @@ describe("circuit breaker", () => {
     await new Promise((r) => setTimeout(r, 2100))
     const probe = await openSse(env.walera.url, "/sse/v1/orders/1", h)
     expect(probe.status).toBe(200)
-    expect(metric((await env.walera.get("/metrics")).body, "walera_auth_circuit_breaker_state")).toBe(0)
+    expect(metricValue((await env.walera.get("/metrics")).body, "walera_auth_circuit_breaker_state")).toBe(0)
     probe.close()
   }, 30_000)
 })

@@ -7,11 +7,7 @@ import { freePort, startEmbeddedPg } from "../support/EmbeddedPg.ts"
 import { openSse, waitUntil } from "../support/SseClient.ts"
 import { startWalera } from "../support/Walera.ts"
 import { ALICE, type Env, ORDERS_SCHEMA, setup } from "./fixtures.ts"
-
-const metric = (body: string, name: string): number => {
-  const re = new RegExp(`^${name.replace(/[{}"=]/g, (c) => `\\${c}`)} (\\S+)$`, "m")
-  return Number(re.exec(body)?.[1] ?? Number.NaN)
-}
+import { metricValue } from "../support/Scrape.ts"
 
 const rssOf = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
@@ -44,8 +40,8 @@ describe("replication lost in a running database", () => {
     for (const s of [a, b]) expect(s.raw().endsWith('event: error\ndata: {"reason":"wal_disconnected"}\n\n')).toBe(true)
     await waitUntil(async () => (await env.walera.get("/healthz")).status === 200, 15_000, "reconnect")
     const metrics = (await env.walera.get("/metrics")).body
-    expect(metric(metrics, "walera_pg_reconnects_total")).toBeGreaterThanOrEqual(1)
-    expect(metric(metrics, 'walera_subscriber_disconnects_total{reason="wal_disconnected"}')).toBe(2)
+    expect(metricValue(metrics, "walera_pg_reconnects_total")).toBeGreaterThanOrEqual(1)
+    expect(metricValue(metrics, 'walera_subscriber_disconnects_total{reason="wal_disconnected"}')).toBe(2)
     const c = await openSse(env.walera.url, "/sse/v1/orders/1", env.bearer("alice-token"))
     await env.db.sql("UPDATE orders SET status = 'after-reconnect' WHERE id = 1")
     await c.waitFor((x) => x.raw().includes("after-reconnect"), 10_000, "change after reconnect")
@@ -59,8 +55,10 @@ describe("replication lost in a running database", () => {
     // Frames well under the 64 KiB budget: only the client that stops reading falls behind.
     const big = "x".repeat(16_000)
     const disconnected = async () =>
-      metric((await env.walera.get("/metrics")).body, 'walera_subscriber_disconnects_total{reason="slow_consumer"}') ===
-      1
+      metricValue(
+        (await env.walera.get("/metrics")).body,
+        'walera_subscriber_disconnects_total{reason="slow_consumer"}',
+      ) === 1
     for (let i = 0; i < 3000 && !(await disconnected()); i++) {
       await env.db.sql("UPDATE orders SET status = $1 WHERE id = 2", [`${i}-${big}`])
     }
@@ -68,7 +66,7 @@ describe("replication lost in a running database", () => {
     await fast.waitFor((x) => x.raw().includes("fast-still-receives"), 20_000, "fast client")
     await waitUntil(
       async () =>
-        metric(
+        metricValue(
           (await env.walera.get("/metrics")).body,
           'walera_subscriber_disconnects_total{reason="slow_consumer"}',
         ) === 1,
@@ -107,7 +105,7 @@ describe("replication lost in a running database", () => {
     const growth = peak - before
     expect(growth).toBeLessThan(64 * 1024 * 1024)
     const metrics = (await env.walera.get("/metrics")).body
-    expect(metric(metrics, 'walera_tx_dropped_total{reason="tx_too_large"}')).toBe(1)
+    expect(metricValue(metrics, 'walera_tx_dropped_total{reason="tx_too_large"}')).toBe(1)
     bystander.close()
   })
 })
@@ -130,7 +128,7 @@ describe("PostgreSQL restarted", () => {
       expect(refused.status).toBe(503)
       expect(refused.headers.get("retry-after")).toBe("5")
       expect((await walera.get("/readyz")).status).toBe(503)
-      expect(metric((await walera.get("/metrics")).body, "walera_pg_connection_status")).toBe(0)
+      expect(metricValue((await walera.get("/metrics")).body, "walera_pg_connection_status")).toBe(0)
       await pg.resume()
       await waitUntil(async () => (await walera.get("/healthz")).status === 200, 40_000, "streaming again")
       const again = await openSse(walera.url, "/sse/v1/orders/1", { authorization: "Bearer alice-token" })

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { openSse, waitUntil } from "../support/SseClient.ts"
 import { ALICE, type Env, setup } from "./fixtures.ts"
+import { metricValue } from "../support/Scrape.ts"
 
 const SECRETS = {
   token: "tok-SECRET-7f3a9",
@@ -34,10 +35,6 @@ afterAll(async () => {
 })
 
 const scrape = async () => (await env.walera.get("/metrics")).body
-const value = (body: string, series: string): number => {
-  const re = new RegExp(`^${series.replace(/[{}"=.+]/g, (c) => `\\${c}`)} (\\S+)$`, "m")
-  return Number(re.exec(body)?.[1] ?? Number.NaN)
-}
 
 describe("metrics move", () => {
   it("streams, deliveries, heartbeats, auth calls, latencies and drops are counted", async () => {
@@ -60,7 +57,7 @@ describe("metrics move", () => {
     await env.settle()
     const after = await scrape()
     const moved = (series: string, by = 1) =>
-      expect(value(after, series) - (value(before, series) || 0), series).toBeGreaterThanOrEqual(by)
+      expect(metricValue(after, series) - (metricValue(before, series) || 0), series).toBeGreaterThanOrEqual(by)
     moved('walera_subscribers_active{type="exact"}')
     moved('walera_subscribers_active{type="wildcard"}')
     moved('walera_events_sent_total{type="tx"}', 2)
@@ -78,11 +75,11 @@ describe("metrics move", () => {
     // 'infinity' has no RFC 3339 form: sent as text, counted.
     moved("walera_wal_value_fallbacks_total")
     expect(a.txs()[0]!.changes[0]!["data"]).toMatchObject({ updated_at: "infinity" })
-    expect(value(after, "walera_pg_connection_status")).toBe(1)
+    expect(metricValue(after, "walera_pg_connection_status")).toBe(1)
     a.close()
     b.close()
     await waitUntil(
-      async () => value(await scrape(), 'walera_subscriber_disconnects_total{reason="client_closed"}') >= 2,
+      async () => metricValue(await scrape(), 'walera_subscriber_disconnects_total{reason="client_closed"}') >= 2,
       5000,
       "client_closed counted",
     )
@@ -103,7 +100,11 @@ describe("metrics move", () => {
       }
     })()
     try {
-      await waitUntil(async () => value(await scrape(), "walera_wal_lsn_lag_bytes") > 0, 20_000, "slot lag sampled")
+      await waitUntil(
+        async () => metricValue(await scrape(), "walera_wal_lsn_lag_bytes") > 0,
+        20_000,
+        "slot lag sampled",
+      )
     } finally {
       writing = false
       await writer

@@ -1,6 +1,7 @@
 // The core path end to end, one scenario per routing rule (SPEC §1.3, §2, §4): real
 // PostgreSQL, a real auth backend over HTTP, Walera as a process, SSE over real sockets.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { metricValue } from "../support/Scrape.ts"
 import { openSse, type SseClient } from "../support/SseClient.ts"
 import { ALICE, type Env, setup } from "./fixtures.ts"
 
@@ -122,7 +123,7 @@ describe("one row stream", () => {
     const sse = await open("/sse/v1/orders/1")
     const all = await open("/sse/v1/orders/all")
     const before = await env.walera.get("/metrics")
-    const dropsBefore = Number(/walera_tx_dropped_total\{reason="multi_root"\} (\d+)/.exec(before.body)?.[1])
+    const dropsBefore = metricValue(before.body, 'walera_tx_dropped_total{reason="multi_root"}')
     await env.db.sql("UPDATE orders SET status = 'MULTI-ROOT' WHERE id IN (1, 2)")
     await barrier(sse, 1)
     await all.waitFor((c) => c.txs().length === 1, 10_000, "barrier on /all")
@@ -130,7 +131,7 @@ describe("one row stream", () => {
     expect(all.raw()).not.toContain("MULTI-ROOT")
     expect(sse.isEnded()).toBe(false)
     const after = await env.walera.get("/metrics")
-    const dropsAfter = Number(/walera_tx_dropped_total\{reason="multi_root"\} (\d+)/.exec(after.body)?.[1])
+    const dropsAfter = metricValue(after.body, 'walera_tx_dropped_total{reason="multi_root"}')
     expect(dropsAfter - dropsBefore).toBe(2)
     expect(env.walera.logs()).toContain("multi-root transaction dropped")
     sse.close()
