@@ -61,17 +61,20 @@ const parseCookies = (raw: string | undefined, allowed: ReadonlyArray<string>): 
   return kept.length === 0 ? undefined : kept.join("; ")
 }
 
+const NO_HEADERS: ReadonlyArray<readonly [string, string]> = []
+
 export const credentialsOf = (headers: Headers, config: WaleraConfig["auth"]): Credentials | undefined => {
   const auth = header(headers, "authorization")
   const bearer = auth !== undefined && /^bearer\s+\S/i.test(auth) ? auth : undefined
   const cookie = parseCookies(header(headers, "cookie"), config.forwardedCookies)
-  const forwarded: Array<readonly [string, string]> = []
+  let forwarded: Array<readonly [string, string]> | undefined
   for (const name of config.forwardedHeaders) {
     const v = header(headers, name)
-    if (v !== undefined) forwarded.push([name, v])
+    if (v !== undefined) (forwarded ??= []).push([name, v])
   }
-  if (bearer === undefined && cookie === undefined && forwarded.length === 0) return undefined
-  return { authorization: bearer, cookie, headers: forwarded }
+  if (bearer === undefined && cookie === undefined && forwarded === undefined) return undefined
+  // Kept for the stream's lifetime (refresh), so no empty array per stream.
+  return { authorization: bearer, cookie, headers: forwarded ?? NO_HEADERS }
 }
 
 export const layer = (config: WaleraConfig) =>
@@ -205,7 +208,7 @@ export const layer = (config: WaleraConfig) =>
                 refreshAt: ttl === 0 ? Number.POSITIVE_INFINITY : at + jitteredRefreshDelayMs(ttl, Math.random()),
                 expiresAt: ttl === 0 ? Number.POSITIVE_INFINITY : at + ttl * 1000,
               })
-              return { detach: () => hub.end(stream, "client_closed") }
+              return { detach: hub.detacher(stream) }
             },
             cancel: () => hub.releaseUser(grant.userId),
           }

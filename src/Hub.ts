@@ -68,6 +68,8 @@ const errorBytes = (reason: ErrorReason): Buffer => {
 
 export class Hub {
   readonly index = new RoutingIndex<Stream>()
+  /** Every open stream, for the sweep and for shutdown (the index is keyed for routing). */
+  private readonly streams = new Set<Stream>()
   readonly whitelists = new WhitelistPool()
   private readonly config: HubConfig
   private readonly metrics: MetricsShape
@@ -133,6 +135,7 @@ export class Hub {
       open: true,
     }
     this.index.add(s)
+    this.streams.add(s)
     this.metrics.subscribersActive.labels(s.kind).inc()
     this.log.info("stream opened", {
       stream_id: s.id,
@@ -148,6 +151,7 @@ export class Hub {
     if (!s.open) return
     s.open = false
     this.index.remove(s)
+    this.streams.delete(s)
     this.whitelists.release(s.whitelist)
     this.releaseUser(s.userId)
     this.metrics.subscribersActive.labels(s.kind).dec()
@@ -260,18 +264,16 @@ export class Hub {
     })
   }
 
-  private all(): Stream[] {
-    const out: Stream[] = []
-    for (const byPk of this.index.exact.values()) for (const set of byPk.values()) for (const s of set) out.push(s)
-    for (const set of this.index.wildcard.values()) for (const s of set) out.push(s)
-    return out
+  /** Ends the stream when its client went away; built here so it captures nothing of the handshake. */
+  detacher(s: Stream): () => void {
+    return () => this.end(s, "client_closed")
   }
 
   /** Replication lost: every open stream now has a gap it cannot see, so each is told and closed. */
   walLost(): void {
     this.walStreaming = false
     this.oversized = null
-    for (const s of this.all()) this.end(s, "wal_disconnected")
+    for (const s of [...this.streams]) this.end(s, "wal_disconnected")
   }
 
   walStarted(): void {
@@ -281,7 +283,7 @@ export class Hub {
 
   shutdown(): void {
     this.closing = true
-    for (const s of this.all()) this.end(s, "shutdown")
+    for (const s of [...this.streams]) this.end(s, "shutdown")
   }
 
   /** Heartbeats, stalled sockets, grant refresh and expiry — one pass over every stream. */
@@ -289,7 +291,7 @@ export class Hub {
     const heartbeatBefore = now - this.config.heartbeatIntervalMs
     const writeTimeout = this.config.writeTimeoutMs
     let beats = 0
-    for (const s of this.all()) {
+    for (const s of this.streams) {
       const pending = s.sink.pending()
       if (pending > 0) {
         const accepted = s.written - pending

@@ -33,19 +33,31 @@ const corsHeaders = (req: http.IncomingMessage, config: HttpConfig): Record<stri
   return { "access-control-allow-origin": origin, "access-control-allow-credentials": "true" }
 }
 
-const sinkOf = (res: http.ServerResponse): StreamSink => ({
-  write: (bytes) => {
-    res.write(bytes)
-  },
-  pending: () => res.writableLength,
-  close: (last) => {
-    if (res.writableEnded) return
-    if (last === undefined) res.end()
-    else res.end(last)
+/**
+ * Writes go straight to the socket: the response is sent without chunked encoding and ends
+ * with the connection (SSE needs no framing from HTTP), which saves a chunk header per event.
+ * A class, not closures, so an idle stream costs one small object.
+ */
+class SocketSink implements StreamSink {
+  private readonly res: http.ServerResponse
+  constructor(res: http.ServerResponse) {
+    this.res = res
+  }
+  write(bytes: Uint8Array): void {
+    this.res.socket?.write(bytes)
+  }
+  pending(): number {
+    return this.res.socket?.writableLength ?? 0
+  }
+  close(last?: Uint8Array): void {
+    const socket = this.res.socket
+    if (socket === null || socket.destroyed) return
+    if (last === undefined) socket.end()
+    else socket.end(last)
     // A client that stopped reading never lets the last bytes out; do not wait for it forever.
-    setTimeout(() => res.destroy(), 2000).unref()
-  },
-})
+    setTimeout(() => socket.destroy(), 2000).unref()
+  }
+}
 
 export const layer = (config: HttpConfig) =>
   Layer.effect(
@@ -85,10 +97,13 @@ export const layer = (config: HttpConfig) =>
           }
           const decision: Reject | Accept = exit.value
           if (decision._tag === "Reject") return send(req, res, decision)
+          res.useChunkedEncodingByDefault = false
+          res.shouldKeepAlive = false
           res.writeHead(200, { ...SSE_HEADERS, ...corsHeaders(req, config) })
           res.socket?.setNoDelay(true)
+          // Headers and the prelude leave together; from here on the sink writes to the socket.
           res.write(decision.prelude)
-          const attached = decision.attach(sinkOf(res))
+          const attached = decision.attach(new SocketSink(res))
           res.once("close", attached.detach)
         })
       }

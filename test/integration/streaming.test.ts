@@ -45,6 +45,9 @@ describe("one row stream", () => {
     expect(sse.headers["x-accel-buffering"]).toBe("no")
     expect(sse.headers["x-content-type-options"]).toBe("nosniff")
     expect(sse.headers.vary).toBe("Origin")
+    // Raw SSE bytes to the end of the connection: no chunk framing around each event.
+    expect(sse.headers["transfer-encoding"]).toBeUndefined()
+    expect(sse.headers.connection).toBe("close")
     sse.close()
   })
 
