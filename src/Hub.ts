@@ -42,6 +42,8 @@ export interface Stream extends Routable {
   expiresAt: number
   refreshing: boolean
   open: boolean
+  /** Writes are held back until the end of the current tick (see Hub.write). */
+  corked: boolean
 }
 
 export interface NewStream {
@@ -133,6 +135,7 @@ export class Hub {
       expiresAt: n.expiresAt,
       refreshing: false,
       open: true,
+      corked: false,
     }
     this.index.add(s)
     this.streams.add(s)
@@ -180,14 +183,35 @@ export class Hub {
     s.whitelist = next
   }
 
+  private readonly corked: Stream[] = []
+  private readonly uncorkAll = () => {
+    for (const s of this.corked) {
+      s.corked = false
+      if (!s.open) continue
+      s.sink.uncork()
+      // Checked once the tick's events are out of the cork: what the socket still holds is the backlog.
+      if (s.sink.pending() > this.config.maxBufferedBytes) {
+        this.metrics.txDropped.labels("slow_consumer").inc()
+        this.end(s, "slow_consumer")
+      }
+    }
+    this.corked.length = 0
+  }
+
+  /**
+   * Transactions that arrive in one read of the replication socket are dispatched in one tick;
+   * corking each socket until the tick ends turns their events into one write per socket
+   * instead of one per event (a busy /all stream gets dozens per read).
+   */
   private write(s: Stream, bytes: Buffer, now: number): void {
+    if (!s.corked) {
+      s.corked = true
+      s.sink.cork()
+      if (this.corked.push(s) === 1) process.nextTick(this.uncorkAll)
+    }
     s.sink.write(bytes)
     s.written += bytes.length
     s.lastWriteAt = now
-    if (s.sink.pending() > this.config.maxBufferedBytes) {
-      this.metrics.txDropped.labels("slow_consumer").inc()
-      this.end(s, "slow_consumer")
-    }
   }
 
   dispatch(tx: Tx): void {

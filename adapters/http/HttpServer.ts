@@ -49,6 +49,12 @@ class SocketSink implements StreamSink {
   pending(): number {
     return this.res.socket?.writableLength ?? 0
   }
+  cork(): void {
+    this.res.socket?.cork()
+  }
+  uncork(): void {
+    this.res.socket?.uncork()
+  }
   close(last?: Uint8Array): void {
     const socket = this.res.socket
     if (socket === null || socket.destroyed) return

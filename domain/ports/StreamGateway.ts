@@ -17,6 +17,9 @@ export interface StreamSink {
   readonly write: (bytes: Uint8Array) => void
   /** Bytes queued but not yet accepted by the kernel. */
   readonly pending: () => number
+  /** Holds writes back until `uncork`, so events decoded together leave in one system call. */
+  readonly cork: () => void
+  readonly uncork: () => void
   /** Writes the last bytes (if any) and closes the response. */
   readonly close: (last?: Uint8Array) => void
 }

@@ -66,6 +66,8 @@ const fakeSink = () => {
   const chunks: string[] = []
   let closed: string | undefined
   const sink: StreamSink = {
+    cork: () => {},
+    uncork: () => {},
     write: (b) => void chunks.push(Buffer.from(b).toString()),
     pending: () => 0,
     close: (last) => {

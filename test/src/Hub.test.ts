@@ -27,6 +27,8 @@ const sinkWith = () => {
   let stalled = false
   let closed: string | undefined
   const sink: StreamSink = {
+    cork: () => {},
+    uncork: () => {},
     write: (b) => {
       text += Buffer.from(b).toString()
       // A socket that accepts nothing keeps every new byte unsent too.
@@ -131,12 +133,30 @@ describe("heartbeat", () => {
   })
 })
 
+describe("batching", () => {
+  it("events dispatched in one tick leave in one uncorked write per socket", async () => {
+    const h = make()
+    const calls: string[] = []
+    const s = h.open(null)
+    const sink = s.stream.sink as { cork: () => void; uncork: () => void }
+    sink.cork = () => void calls.push("cork")
+    sink.uncork = () => void calls.push("uncork")
+    for (const status of ["a", "b", "c"]) h.hub.dispatch(txOf(status))
+    expect(calls).toEqual(["cork"])
+    await new Promise((r) => process.nextTick(r))
+    expect(calls).toEqual(["cork", "uncork"])
+    expect(s.text().match(/event: tx/g)?.length).toBe(3)
+  })
+})
+
 describe("slow consumers", () => {
-  it("unsent bytes over the budget right after a write end the stream with slow_consumer", () => {
+  it("unsent bytes over the budget once the tick's writes are out end the stream with slow_consumer", async () => {
     const h = make()
     const s = h.open("1")
     s.setPending(1001)
     h.hub.dispatch(txOf("a"))
+    expect(s.closed()).toBe(undefined)
+    await new Promise((r) => process.nextTick(r))
     expect(s.closed()).toBe('event: error\ndata: {"reason":"slow_consumer"}\n\n')
     expect(s.stream.open).toBe(false)
   })

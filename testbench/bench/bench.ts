@@ -245,6 +245,8 @@ const startWalera = async (databaseUrl: string, authPort: number): Promise<Waler
         WALERA_LIMITS_PER_USER_CONCURRENT: "100000",
         WALERA_AUTH_DEFAULT_TTL_SECONDS: "0",
         WALERA_WAL_BOOTSTRAP: "verify",
+        // For profiling, e.g. BENCH_WALERA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+        ...(process.env["BENCH_WALERA_NODE_OPTIONS"] ? { NODE_OPTIONS: process.env["BENCH_WALERA_NODE_OPTIONS"] } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],
     }),
