@@ -105,9 +105,10 @@ export const layer = (config: WaleraConfig) =>
             return { kind: "refused", retryAfterSeconds: Math.max(1, Math.ceil(gate.retryAfterMs / 1000)) }
           const started = performance.now()
           const result = yield* Effect.result(auth.openSession({ channel, requestId, credentials })).pipe(
+            // A client that leaves mid-call says nothing about the backend; only a probe must be released.
             Effect.onInterrupt(() =>
               Effect.sync(() => {
-                breaker = record(breaker, breakerConfig, now(), false)
+                if (breaker.status === "half_open") breaker = record(breaker, breakerConfig, now(), false)
               }),
             ),
           )

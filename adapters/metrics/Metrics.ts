@@ -35,7 +35,7 @@ const make = () => {
   })
   const authRequests = new Counter({
     name: "walera_auth_requests_total",
-    help: "Calls to the auth backend, by result (ok, unauthorized, forbidden, not_found, unavailable, breaker_open).",
+    help: "Calls to the auth backend (opens and refreshes), by result (ok, unauthorized, forbidden, not_found, unavailable).",
     labelNames: ["result"],
     registers: r,
   })
@@ -52,7 +52,7 @@ const make = () => {
   })
   const limitRejected = new Counter({
     name: "walera_limit_rejected_total",
-    help: "Stream opens refused by a concurrency cap, by kind (global_concurrent, per_user_concurrent).",
+    help: "Stream opens refused by a limit: global_concurrent (503), per_user_concurrent (429), auth_breaker_open (503, backend not called).",
     labelNames: ["kind"],
     registers: r,
   })
@@ -125,7 +125,7 @@ const make = () => {
   ])
     disconnects.labels(t).inc(0)
   for (const t of ["ok", "unauthorized", "forbidden", "not_found", "unavailable"]) authRequests.labels(t).inc(0)
-  for (const t of ["global_concurrent", "per_user_concurrent"]) limitRejected.labels(t).inc(0)
+  for (const t of ["global_concurrent", "per_user_concurrent", "auth_breaker_open"]) limitRejected.labels(t).inc(0)
   for (const t of ["message", "anomaly"]) decodeErrors.labels(t).inc(0)
   breakerState.set(0)
   pgStatus.set(0)
