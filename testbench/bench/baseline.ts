@@ -49,8 +49,18 @@ export class BaselineServer {
   private readonly server: http.Server
   private readonly sweep: NodeJS.Timeout
 
-  constructor() {
-    this.server = http.createServer({ keepAliveTimeout: 5000 }, (req, res) => this.handle(req, res))
+  /**
+   * With an auth URL the baseline also makes Walera's per-open auth call (same keep-alive agent
+   * settings) before it answers: it shows what that call alone costs in memory.
+   */
+  private readonly authUrl: URL | undefined
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+
+  constructor(authUrl?: string) {
+    this.authUrl = authUrl === undefined || authUrl === "" ? undefined : new URL(`${authUrl}/auth/sessions`)
+    this.server = http.createServer({ keepAliveTimeout: 5000 }, (req, res) =>
+      this.authUrl === undefined ? this.handle(req, res) : this.authorize(req, res),
+    )
     this.server.maxConnections = 1_000_000
     this.sweep = setInterval(() => this.heartbeat(), 1000)
   }
@@ -62,6 +72,29 @@ export class BaselineServer {
         resolve(typeof a === "object" && a !== null ? a.port : 0)
       }),
     )
+  }
+
+  private authorize(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const call = http.request(
+      this.authUrl!,
+      {
+        method: "POST",
+        agent: this.agent,
+        headers: { "content-type": "application/json", authorization: req.headers.authorization ?? "" },
+      },
+      (answer) => {
+        let body = ""
+        answer.on("data", (c) => {
+          body += c
+        })
+        answer.on("end", () => {
+          JSON.parse(body)
+          this.handle(req, res)
+        })
+      },
+    )
+    call.on("error", () => res.writeHead(503).end())
+    call.end(JSON.stringify({ channel: req.url }))
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -186,7 +219,7 @@ type Msg = { type: "listen" } | { type: "run"; run: BaselineRun } | { type: "mem
 
 if (import.meta.main) {
   // Forked by the bench: node testbench/bench/baseline.ts (IPC channel)
-  const server = new BaselineServer()
+  const server = new BaselineServer(process.env["BASELINE_AUTH_URL"])
   process.on("message", async (m: Msg) => {
     if (m.type === "listen") process.send?.({ type: "listening", port: await server.listen() })
     else if (m.type === "run") process.send?.({ type: "ran", result: await server.run(m.run) })

@@ -691,9 +691,14 @@ const stopWalera = async (walera: WaleraChild, lg: LoadGenGroup | undefined) => 
 // ---------------------------------------------------------------------------------------------------------------
 // Baseline (plain node:http), forked
 
-const startBaseline = async () => {
+const startBaseline = async (authUrl?: string) => {
   const child = track(
-    fork(BASELINE, [], { cwd: repoRoot, serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    fork(BASELINE, [], {
+      cwd: repoRoot,
+      serialization: "advanced",
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      env: { ...process.env, BASELINE_AUTH_URL: authUrl ?? "" },
+    }),
   )
   const next = (type: string) =>
     new Promise<Record<string, unknown>>((r) => {
@@ -860,6 +865,15 @@ const renderReport = (r: Record<string, any>): string => {
       `| load generator CPU avg | ${round(b.loadgenCpuAvgPct)} % | ${round(m.window.cpu.cpuAvgPct["loadgen_walera"] ?? 0)} % | |`,
     )
     L.push(`| machine busy avg | ${round(b.machineBusyAvgPct)} % | ${round(m.window.cpu.machineBusyAvgPct)} % | |`)
+    const ba = r["baselineAuth"]
+    if (ba !== undefined) {
+      L.push(
+        "",
+        "The same plain server making Walera's auth call (`POST /auth/sessions`, keep-alive agent) before it answers:",
+        "",
+        `| RSS per idle stream | ${round(ba.idle.bytesPerStream / 1024, 1)} KiB | ${round(m.idle.bytesPerStream / 1024, 1)} KiB | ${round(ra.idleBytesPerStreamVsAuthBaseline, 2)}× |`,
+      )
+    }
   }
   const sweep = r["sweep"]
   if (sweep !== undefined) {
@@ -1083,6 +1097,17 @@ const main = async () => {
         `baseline: ${round(bIdle.idle.bytesPerStream / 1024, 1)} KiB/stream, ${round(report["baseline"].cpuAvgPct)} % CPU, ` +
           `${round(report["baseline"].cpuUsPerDelivery, 2)} µs/delivery`,
       )
+      // The same plain server making Walera's per-open auth call first: what that call alone costs in memory.
+      const authed = await startBaseline(`http://127.0.0.1:${auth.port}`)
+      cleanups.push(() => authed.close())
+      sampler.track("baseline_auth", () => (authed.child.pid === undefined ? [] : [authed.child.pid]))
+      const aIdle = await measureIdle(sampler, "baseline_auth", authed.url, specs, false, 0, authed.heap)
+      report["baselineAuth"] = { idle: aIdle.idle }
+      report["ratios"]["idleBytesPerStreamVsAuthBaseline"] =
+        idle.bytesPerStream / Math.max(1, aIdle.idle.bytesPerStream)
+      await aIdle.lg.close()
+      await authed.close()
+      say(`baseline with the auth call per open: ${round(aIdle.idle.bytesPerStream / 1024, 1)} KiB/stream`)
     }
   }
   if (report["main"] === undefined) {
