@@ -29,6 +29,24 @@ export const freePort = (): Promise<number> =>
     })
   })
 
+/** Server settings for tests and the bench: logical WAL, room for many slots, no durability (SPEC §12). */
+export const LOGICAL_PG_FLAGS: ReadonlyArray<string> = [
+  "-c",
+  "wal_level=logical",
+  "-c",
+  "max_replication_slots=64",
+  "-c",
+  "max_wal_senders=64",
+  "-c",
+  "max_connections=300",
+  "-c",
+  "fsync=off",
+  "-c",
+  "synchronous_commit=off",
+  "-c",
+  "wal_writer_delay=10ms",
+]
+
 export interface EmbeddedPgOptions {
   readonly port?: number
   readonly extraFlags?: ReadonlyArray<string>
@@ -53,22 +71,9 @@ export const startEmbeddedPg = async (options: EmbeddedPgOptions = {}): Promise<
   const password = "walera"
   const log = options.log ?? (() => {})
   const flags = [
-    "-c",
-    "wal_level=logical",
-    "-c",
-    "max_replication_slots=64",
-    "-c",
-    "max_wal_senders=64",
-    "-c",
-    "max_connections=300",
-    "-c",
-    "fsync=off",
-    "-c",
-    "synchronous_commit=off",
+    ...LOGICAL_PG_FLAGS,
     "-c",
     "full_page_writes=off",
-    "-c",
-    "wal_writer_delay=10ms",
     "-c",
     "listen_addresses=127.0.0.1",
     "-c",

@@ -4,30 +4,13 @@
 import { existsSync } from "node:fs"
 import http from "node:http"
 import type { TestProject } from "vitest/node"
-import { startEmbeddedPg } from "./EmbeddedPg.ts"
+import { LOGICAL_PG_FLAGS, startEmbeddedPg } from "./EmbeddedPg.ts"
 
 declare module "vitest" {
   export interface ProvidedContext {
     adminUrl: string
   }
 }
-
-const PG_FLAGS = [
-  "-c",
-  "wal_level=logical",
-  "-c",
-  "max_replication_slots=64",
-  "-c",
-  "max_wal_senders=64",
-  "-c",
-  "max_connections=300",
-  "-c",
-  "fsync=off",
-  "-c",
-  "synchronous_commit=off",
-  "-c",
-  "wal_writer_delay=10ms",
-]
 
 /** True when a Docker engine answers on DOCKER_HOST (unix socket) or the default socket. */
 const dockerAnswers = (): Promise<boolean> => {
@@ -55,7 +38,7 @@ export default async function setup(project: TestProject) {
     const { GenericContainer, Wait } = await import("testcontainers")
     const container = await new GenericContainer("postgres:18-alpine")
       .withEnvironment({ POSTGRES_PASSWORD: "walera" })
-      .withCommand(["postgres", ...PG_FLAGS])
+      .withCommand(["postgres", ...LOGICAL_PG_FLAGS])
       .withExposedPorts(5432)
       .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
       .start()
