@@ -2,7 +2,7 @@
 // node:http keeps a stream at a few tens of KiB; the handshake runs as an Effect through
 // the StreamGateway port, and after it a stream is just bytes written to a socket.
 import http from "node:http"
-import { Effect, Exit, Layer } from "effect"
+import { Context, Effect, Exit, Layer } from "effect"
 import { SSE_PREFIX } from "../../domain/Channel.ts"
 import { type Accept, type Reject, type StreamSink, StreamGateway } from "../../domain/ports/StreamGateway.ts"
 import { Log } from "../telemetry/Log.ts"
@@ -64,6 +64,11 @@ class SocketSink implements StreamSink {
     setTimeout(() => socket.destroy(), 2000).unref()
   }
 }
+
+/** Where the server listens (the port matters when http.addr asks for port 0). */
+export class HttpServerInfoService extends Context.Service<HttpServerInfoService, HttpServerInfo>()(
+  "walera/HttpServerInfo",
+) {}
 
 export const layer = (config: HttpConfig) =>
   Layer.effect(
@@ -188,8 +193,3 @@ export const layer = (config: HttpConfig) =>
       return { port }
     }),
   )
-
-import { Context } from "effect"
-export class HttpServerInfoService extends Context.Service<HttpServerInfoService, HttpServerInfo>()(
-  "walera/HttpServerInfo",
-) {}
