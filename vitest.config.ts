@@ -6,7 +6,12 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["test/domain/**/*.test.ts", "test/src/**/*.test.ts", "test/adapters/**/*.test.ts"],
+          include: [
+            "test/domain/**/*.test.ts",
+            "test/src/**/*.test.ts",
+            "test/adapters/**/*.test.ts",
+            "test/client/**/*.test.ts",
+          ],
           testTimeout: 20_000,
         },
       },

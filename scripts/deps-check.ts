@@ -16,7 +16,7 @@ const walk = (dir: string): string[] =>
 const topOf = (absPath: string): string => relative(root, absPath).split("/")[0] ?? ""
 
 const problems: string[] = []
-for (const layer of ["domain", "adapters", "src", "test", "scripts"]) {
+for (const layer of ["domain", "adapters", "src", "test", "scripts", "client"]) {
   for (const file of walk(join(root, layer))) {
     const text = readFileSync(file, "utf8")
     for (const match of text.matchAll(importRe)) {
@@ -31,6 +31,9 @@ for (const layer of ["domain", "adapters", "src", "test", "scripts"]) {
       if (layer === "domain") {
         const ok = isRelative ? target === "domain" : spec === "effect" || spec.startsWith("effect/")
         if (!ok) problems.push(`${where}: domain/ may import only "effect" and domain/ itself`)
+      }
+      if (layer === "client" && !(isRelative && target === "client")) {
+        problems.push(`${where}: client/ must stay dependency-free (it may import only client/ itself)`)
       }
       if (layer === "adapters" && target === "src") {
         problems.push(`${where}: adapters/ may not import src/ (depend on a port in domain/ports instead)`)
