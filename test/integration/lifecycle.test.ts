@@ -1,6 +1,9 @@
 // Lifecycle of the process (SPEC §10): heartbeats on idle streams, two instances on one
 // database, and SIGTERM — shutdown frame to every stream, slot gone, exit 0 in time.
+import { spawn } from "node:child_process"
+import { resolve } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { freePort } from "../support/EmbeddedPg.ts"
 import { openSse, waitUntil } from "../support/SseClient.ts"
 import { startWalera } from "../support/Walera.ts"
 import { type Env, setup } from "./fixtures.ts"
@@ -91,4 +94,35 @@ describe("SIGTERM", () => {
     await waitUntil(async () => (await slots()).length === 0, 5000, "the slot to disappear")
     expect(env.walera.logs()).toContain('"msg":"stopped"')
   })
+})
+
+describe("npm start", () => {
+  it("starts the service, and SIGTERM to npm reaches it: shutdown frame, exit 0", async () => {
+    const port = await freePort()
+    const child = spawn("npm", ["start", "--silent"], {
+      cwd: resolve(import.meta.dirname, "../.."),
+      env: {
+        PATH: process.env["PATH"] ?? "",
+        HOME: process.env["HOME"] ?? "/root",
+        WALERA_DATABASE_URL: env.db.url,
+        WALERA_AUTH_BACKEND_URL: env.auth.url,
+        WALERA_AUTH_ALLOW_PLAINTEXT: "true",
+        WALERA_HTTP_ADDR: `127.0.0.1:${port}`,
+        WALERA_WAL_SLOT_NAME_PREFIX: "npmstart",
+      },
+      stdio: "ignore",
+    })
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+    const url = `http://127.0.0.1:${port}`
+    await waitUntil(
+      async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200,
+      30_000,
+      "npm start",
+    )
+    const s = await openSse(url, "/sse/v1/orders/1", env.bearer("alice-token"))
+    child.kill("SIGTERM")
+    expect(await exited).toBe(0)
+    await s.ended
+    expect(s.raw().endsWith('event: shutdown\ndata: {"reason":"service_restart"}\n\n')).toBe(true)
+  }, 60_000)
 })
