@@ -137,11 +137,11 @@ export const planTx = <S extends Routable>(tx: Tx, index: RoutingIndex<S>): Rout
     // Not multi-root, so every change of s.table carries s's pk: a surviving change of the table is the anchor.
     if (audience?.anchors.includes(s.table)) audience.subscribers.push(s)
   }
-  const visitedTables = new Set<string>()
+  const visitedRows = new Set<string>()
   for (const c of tx.changes) {
     const key = `${c.rel.name}\u0000${c.pk}`
-    if (visitedTables.has(key)) continue
-    visitedTables.add(key)
+    if (visitedRows.has(key)) continue
+    visitedRows.add(key)
     index.touched(c.rel.name, c.pk, visit)
   }
   const audiences: Audience<S>[] = []
