@@ -323,6 +323,7 @@ export class Hub {
           s.accepted = accepted
           s.stalledSince = now
         } else if (now - s.stalledSince >= writeTimeout) {
+          this.metrics.txDropped.labels("slow_consumer").inc()
           this.end(s, "slow_consumer")
           continue
         }
