@@ -1,5 +1,5 @@
 // Every configuration key with its default, the reason for it and its reader — in the order they are documented
-// and reported. docs/operations.md and --help are generated from the same table.
+// and reported. --help prints this table, and a test checks that docs/operations.md names every key.
 import {
   type Raw,
   type Read,
