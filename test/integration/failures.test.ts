@@ -110,6 +110,29 @@ describe("replication lost in a running database", () => {
   })
 })
 
+describe("frames over http.max_payload_bytes", () => {
+  let env: Env
+  beforeAll(async () => {
+    env = await setup({ env: { WALERA_HTTP_MAX_PAYLOAD_BYTES: "4096" } })
+    await env.db.sql("INSERT INTO orders (id) VALUES (1), (2)")
+  })
+  afterAll(async () => {
+    await env?.close()
+  })
+
+  it("end the streams that would receive them with tx_too_large; a small frame still arrives elsewhere", async () => {
+    const big = await openSse(env.walera.url, "/sse/v1/orders/1", env.bearer("alice-token"))
+    const other = await openSse(env.walera.url, "/sse/v1/orders/2", env.bearer("alice-token"))
+    await env.db.sql("UPDATE orders SET status = $1 WHERE id = 1", ["x".repeat(5000)])
+    await big.ended
+    expect(big.raw().endsWith('event: error\ndata: {"reason":"tx_too_large"}\n\n')).toBe(true)
+    expect(big.raw()).not.toContain("xxxxxxxx")
+    await env.db.sql("UPDATE orders SET status = 'small' WHERE id = 2")
+    await other.waitFor((c) => c.raw().includes('"small"'), 10_000, "small frame")
+    other.close()
+  })
+})
+
 describe("PostgreSQL restarted", () => {
   it("streams get wal_disconnected, opens get 503 and /healthz 503 while down; streaming resumes after", async () => {
     const pg = await startEmbeddedPg()
