@@ -110,6 +110,42 @@ describe("replication lost in a running database", () => {
   })
 })
 
+describe("a socket that accepts nothing for http.write_timeout", () => {
+  let env: Env
+  beforeAll(async () => {
+    env = await setup({
+      env: {
+        WALERA_HTTP_MAX_BUFFERED_BYTES_PER_SUBSCRIBER: "104857600",
+        WALERA_HTTP_WRITE_TIMEOUT: "1s",
+        WALERA_ROUTER_HEARTBEAT_INTERVAL: "200ms",
+      },
+    })
+    await env.db.sql("INSERT INTO orders (id) VALUES (1)")
+  })
+  afterAll(async () => {
+    await env?.close()
+  })
+
+  it("is disconnected as slow_consumer although its backlog is far below the byte budget", async () => {
+    const stalled = await openSse(env.walera.url, "/sse/v1/orders/1", env.bearer("alice-token"))
+    stalled.pause()
+    const disconnected = async () =>
+      metricValue(
+        (await env.walera.get("/metrics")).body,
+        'walera_subscriber_disconnects_total{reason="slow_consumer"}',
+      ) === 1
+    // Fill the kernel's socket buffers so that Walera holds unsent bytes, then stop writing.
+    const chunk = "y".repeat(32_000)
+    for (let i = 0; i < 400 && !(await disconnected()); i++) {
+      await env.db.sql("UPDATE orders SET status = $1 WHERE id = 1", [`${i}-${chunk}`])
+    }
+    await waitUntil(disconnected, 15_000, "the stalled socket to be dropped")
+    const metrics = (await env.walera.get("/metrics")).body
+    expect(metricValue(metrics, 'walera_tx_dropped_total{reason="slow_consumer"}')).toBe(1)
+    stalled.close()
+  }, 60_000)
+})
+
 describe("frames over http.max_payload_bytes", () => {
   let env: Env
   beforeAll(async () => {
