@@ -227,11 +227,11 @@ export const layer = (config: WaleraConfig) =>
         if (!s.open) return
         if (called.kind === "answer") {
           const answer = called.answer
-          if (answer._tag === "Denied" || checkChannel(answer.grant, s.table) !== "ok") {
-            hub.end(s, "auth_revoked")
-            return
-          }
-          if (answer.grant.userId !== s.userId) {
+          if (
+            answer._tag === "Denied" ||
+            checkChannel(answer.grant, s.table) !== "ok" ||
+            answer.grant.userId !== s.userId
+          ) {
             hub.end(s, "auth_revoked")
             return
           }

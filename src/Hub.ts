@@ -177,6 +177,12 @@ export class Hub {
     })
   }
 
+  /** Ends a stream whose backlog or transaction Walera gives up on, counting what it did not deliver. */
+  private drop(s: Stream, reason: "slow_consumer" | "tx_too_large"): void {
+    this.metrics.txDropped.labels(reason).inc()
+    this.end(s, reason)
+  }
+
   replaceWhitelist(s: Stream, tables: Readonly<Record<string, ReadonlyArray<string>>>): void {
     const next = this.whitelists.acquire(tables)
     this.whitelists.release(s.whitelist)
@@ -190,10 +196,7 @@ export class Hub {
       if (!s.open) continue
       s.sink.uncork()
       // Checked once the tick's events are out of the cork: what the socket still holds is the backlog.
-      if (s.sink.pending() > this.config.maxBufferedBytes) {
-        this.metrics.txDropped.labels("slow_consumer").inc()
-        this.end(s, "slow_consumer")
-      }
+      if (s.sink.pending() > this.config.maxBufferedBytes) this.drop(s, "slow_consumer")
     }
     this.corked.length = 0
   }
@@ -235,17 +238,11 @@ export class Hub {
     for (const audience of plan.audiences) {
       const bytes = Buffer.from(txFrame(tx.xid, audience.json))
       if (bytes.length > this.config.maxPayloadBytes) {
-        for (const s of audience.subscribers) {
-          this.metrics.txDropped.labels("tx_too_large").inc()
-          this.end(s, "tx_too_large")
-        }
+        for (const s of audience.subscribers) this.drop(s, "tx_too_large")
         continue
       }
-      for (const s of audience.subscribers) {
-        if (!s.open) continue
-        this.write(s, bytes, decodedAt)
-        delivered++
-      }
+      for (const s of audience.subscribers) this.write(s, bytes, decodedAt)
+      delivered += audience.subscribers.length
     }
     if (delivered > 0) {
       this.metrics.sentTx.inc(delivered)
@@ -277,8 +274,7 @@ export class Hub {
         this.metrics.txDropped.labels("multi_root").inc()
         continue
       }
-      this.metrics.txDropped.labels("tx_too_large").inc()
-      this.end(s, "tx_too_large")
+      this.drop(s, "tx_too_large")
       dropped++
     }
     this.log.warn("transaction larger than router.max_changes_per_tx", {
@@ -323,8 +319,7 @@ export class Hub {
           s.accepted = accepted
           s.stalledSince = now
         } else if (now - s.stalledSince >= writeTimeout) {
-          this.metrics.txDropped.labels("slow_consumer").inc()
-          this.end(s, "slow_consumer")
+          this.drop(s, "slow_consumer")
           continue
         }
       } else {
