@@ -175,6 +175,12 @@ export const layer = (config: PgWalConfig) =>
           }
           const connectionStream = () =>
             (service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
+          /** Relations whose key the catalog must name hold back every later message until it has answered. */
+          const accept = (msg: PgMessage) => {
+            if (held !== null) held.push(msg)
+            else if (msg.tag === "relation" && msg.replicaIdentity !== "default") resolveRelation(msg)
+            else deliver(msg)
+          }
           const resolveRelation = (msg: RelationMessage) => {
             held = []
             connectionStream()?.pause()
@@ -183,25 +189,19 @@ export const layer = (config: PgWalConfig) =>
               const queue = held ?? []
               held = null
               deliver({ ...msg, primaryKey })
-              for (const m of queue) {
-                const waiting = held as PgMessage[] | null
-                if (waiting !== null) waiting.push(m)
-                else if (m.tag === "relation" && m.replicaIdentity !== "default") resolveRelation(m)
-                else deliver(m)
-              }
-              connectionStream()?.resume()
+              for (const m of queue) accept(m)
+              if (held === null) connectionStream()?.resume()
             })
           }
 
-          service.on("data", (_lsn: string, msg: PgMessage) => {
-            if (held !== null) held.push(msg)
-            else if (msg.tag === "relation" && msg.replicaIdentity !== "default") resolveRelation(msg)
-            else deliver(msg)
-          })
+          service.on("data", (_lsn: string, msg: PgMessage) => accept(msg))
           service.on("heartbeat", (lsn: string, _ts: number, shouldRespond: boolean) => {
             // Between transactions everything up to the server's WAL end was dispatched, so an idle
             // database does not pin WAL behind the slot.
-            if (!inTx && held === null) dispatched = parseLsn(lsn) > dispatched ? parseLsn(lsn) : dispatched
+            if (!inTx && held === null) {
+              const walEnd = parseLsn(lsn)
+              if (walEnd > dispatched) dispatched = walEnd
+            }
             if (shouldRespond) ack(dispatched, true)
           })
           const close = Effect.promise(async () => {
