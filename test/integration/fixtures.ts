@@ -3,6 +3,7 @@
 import { inject } from "vitest"
 import { type AuthServer, startAuthServer } from "../support/AuthServer.ts"
 import { createTestDb, type TestDb } from "../support/Db.ts"
+import { metricValue } from "../support/Scrape.ts"
 import { waitUntil } from "../support/SseClient.ts"
 import { startWalera, type WaleraProcess } from "../support/Walera.ts"
 
@@ -75,8 +76,7 @@ export const setup = async (
     walera,
     bearer: (token) => ({ authorization: `Bearer ${token}` }),
     settle: async () => {
-      const decoded = async () =>
-        Number(/^walera_wal_transactions_total (\d+)/m.exec((await walera.get("/metrics")).body)?.[1] ?? 0)
+      const decoded = async () => metricValue((await walera.get("/metrics")).body, "walera_wal_transactions_total")
       const before = await decoded()
       await db.sql("CREATE TABLE IF NOT EXISTS walera_settle (id int PRIMARY KEY)")
       await db.sql("INSERT INTO walera_settle VALUES (1) ON CONFLICT (id) DO UPDATE SET id = 1")

@@ -263,7 +263,7 @@ describe("client disconnect", () => {
   it("frees the stream at once", async () => {
     const sse = await open("/sse/v1/orders/1")
     const active = async () =>
-      Number(/walera_subscribers_active\{type="exact"\} (\d+)/.exec((await env.walera.get("/metrics")).body)?.[1])
+      metricValue((await env.walera.get("/metrics")).body, 'walera_subscribers_active{type="exact"}')
     const before = await active()
     sse.close()
     const deadline = Date.now() + 3000
