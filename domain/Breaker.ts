@@ -1,5 +1,6 @@
-// Circuit breaker for auth-backend calls (SPEC §3) as immutable state and plain functions, so the caller owns
-// the clock and the storage (e.g. a Ref) and every transition is testable without timers.
+// Circuit breaker for auth-backend calls (docs/auth.md, "Circuit breaker") as immutable state and plain
+// functions, so the caller owns the clock, the storage and the cooldown timer, and every transition is testable
+// without timers. The cooldown is an explicit transition (`halfOpen`) that the caller schedules.
 
 export type BreakerStatus = "closed" | "open" | "half_open"
 
@@ -33,6 +34,8 @@ export interface BreakerState {
 
 export interface BreakerAcquire {
   readonly allowed: boolean
+  /** The call is the half-open probe: its outcome decides, and abandoning it must be reported (`abandon`). */
+  readonly probe: boolean
   readonly state: BreakerState
   /** When refused: ms until the breaker half-opens (0 while a probe is in flight); 0 when allowed. Never negative. */
   readonly retryAfterMs: number
@@ -86,25 +89,32 @@ const cooldownLeftMs = (state: BreakerState, config: BreakerConfig, nowMs: numbe
   Math.max(0, state.openedAtMs + config.cooldownMs - nowMs)
 
 /**
- * Asks to make a call at nowMs. closed → allowed. open → refused until the cooldown has passed, then half-open
- * with exactly one probe allowed (probeInFlight); everyone else is refused while that probe is in flight.
- * Every allowed call must be followed by exactly one `record` (an interrupted probe counts as a failure),
- * otherwise the breaker stays half-open with its probe in flight.
+ * Asks to make a call at nowMs. closed → allowed. open → refused (retryAfterMs = cooldown left) until `halfOpen`
+ * runs. half_open → exactly one probe allowed (probeInFlight); everyone else is refused while it is in flight.
+ * Every allowed call is followed by exactly one `record`, or by `abandon` when the caller gave up on it.
  */
 export const acquire = (state: BreakerState, config: BreakerConfig, nowMs: number): BreakerAcquire => {
   switch (state.status) {
     case "closed":
-      return { allowed: true, state, retryAfterMs: 0 }
-    case "open": {
-      const left = cooldownLeftMs(state, config, nowMs)
-      if (left > 0) return { allowed: false, state, retryAfterMs: left }
-      return { allowed: true, state: { ...state, status: "half_open", probeInFlight: true }, retryAfterMs: 0 }
-    }
+      return { allowed: true, probe: false, state, retryAfterMs: 0 }
+    case "open":
+      return { allowed: false, probe: false, state, retryAfterMs: cooldownLeftMs(state, config, nowMs) }
     case "half_open":
-      if (state.probeInFlight) return { allowed: false, state, retryAfterMs: 0 }
-      return { allowed: true, state: { ...state, probeInFlight: true }, retryAfterMs: 0 }
+      if (state.probeInFlight) return { allowed: false, probe: false, state, retryAfterMs: 0 }
+      return { allowed: true, probe: true, state: { ...state, probeInFlight: true }, retryAfterMs: 0 }
   }
 }
+
+/** The cooldown has passed (the caller's timer): open → half_open, ready to hand out one probe. */
+export const halfOpen = (state: BreakerState): BreakerState =>
+  state.status === "open" ? { ...state, status: "half_open", probeInFlight: false } : state
+
+/**
+ * An allowed call was given up by its caller (the client went away): it says nothing about the backend. A probe
+ * given up leaves the breaker half-open for the next caller; any other call is simply not a sample.
+ */
+export const abandon = (state: BreakerState, probe: boolean): BreakerState =>
+  probe && state.status === "half_open" && state.probeInFlight ? { ...state, probeInFlight: false } : state
 
 const addSample = (state: BreakerState, nowMs: number, success: boolean): BreakerState => {
   const second = secondOf(nowMs)
@@ -124,14 +134,21 @@ const addSample = (state: BreakerState, nowMs: number, success: boolean): Breake
 /**
  * Records the outcome of an allowed call, at nowMs. closed: counted in the window; opens (openedAtMs = nowMs) when
  * the window holds ≥ minSamples calls and failures / samples > failureRatio. half_open: the probe's outcome —
- * success closes with an empty window, failure reopens with a fresh cooldown. open: ignored (calls that started
- * before it opened).
+ * success closes with an empty window, failure reopens with a fresh cooldown. Outcomes of calls that started before
+ * the breaker opened (not the probe) are ignored while it is open or half-open.
  */
-export const record = (state: BreakerState, config: BreakerConfig, nowMs: number, success: boolean): BreakerState => {
+export const record = (
+  state: BreakerState,
+  config: BreakerConfig,
+  nowMs: number,
+  success: boolean,
+  probe = false,
+): BreakerState => {
   switch (state.status) {
     case "open":
       return state
     case "half_open":
+      if (!probe || !state.probeInFlight) return state
       return success
         ? {
             status: "closed",
@@ -151,11 +168,11 @@ export const record = (state: BreakerState, config: BreakerConfig, nowMs: number
   }
 }
 
-/** Status at nowMs without acquiring: an open breaker past its cooldown still reports "open" (retryAfterMs 0). */
+/** Status at nowMs without acquiring: an open breaker whose cooldown timer has not fired yet reports retryAfterMs 0. */
 export const view = (state: BreakerState, config: BreakerConfig, nowMs: number): BreakerView =>
   state.status === "open"
     ? { status: "open", retryAfterMs: cooldownLeftMs(state, config, nowMs) }
     : { status: state.status, retryAfterMs: 0 }
 
-/** Metric value for a status: closed 0, open 1, half_open 2. */
+/** Metric value for a status: closed 0, open 1, half_open 2 (the walera_auth_circuit_breaker_state gauge). */
 export const statusGauge = (status: BreakerStatus): number => (status === "closed" ? 0 : status === "open" ? 1 : 2)

@@ -1,4 +1,4 @@
-// Path and header syntax of the stream endpoints (SPEC §1.1, §1.2 step 5): what a client may ask for.
+// Path and header syntax of the stream endpoints (docs/operations.md, "Endpoints"): what a client may ask for.
 
 export interface Channel {
   readonly table: string
@@ -40,6 +40,8 @@ export const parseChannel = (rest: string): Channel | undefined => {
   } catch {
     return undefined
   }
+  // "%61ll" must not become the table stream (nor a row the backend could mistake for it).
+  if (pk === "all") return undefined
   const bytes = utf8Length(pk)
   if (bytes < 1 || bytes > 256) return undefined
   return { table, pk, name: `${table}:${pk}` }

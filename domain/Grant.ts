@@ -1,4 +1,4 @@
-// What the auth backend granted (SPEC §3), parsed from an untrusted body. Anything of the
+// What the auth backend granted (docs/auth.md), parsed from an untrusted body. Anything of the
 // wrong shape is refused as a whole: a malformed grant must never grant more than it says.
 import { compactJson } from "./ValueMapper.ts"
 import { makeWhitelist, type Whitelist } from "./Whitelist.ts"
@@ -14,7 +14,9 @@ export interface Grant {
   readonly initialData: string | undefined
 }
 
-export type GrantResult = { readonly ok: true; readonly grant: Grant } | { readonly ok: false; readonly reason: string }
+export type GrantResult =
+  | { readonly _tag: "Valid"; readonly grant: Grant }
+  | { readonly _tag: "Invalid"; readonly reason: string }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string")
 
@@ -23,39 +25,40 @@ export const parseGrant = (body: string): GrantResult => {
   try {
     value = JSON.parse(body)
   } catch {
-    return { ok: false, reason: "body is not JSON" }
+    return { _tag: "Invalid", reason: "body is not JSON" }
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { ok: false, reason: "body is not a JSON object" }
+    return { _tag: "Invalid", reason: "body is not a JSON object" }
   }
   const v = value as Record<string, unknown>
   const userId = v["user_id"]
   if (typeof userId !== "string" || userId.length === 0 || userId.length > 512) {
-    return { ok: false, reason: "user_id missing or not a non-empty string" }
+    return { _tag: "Invalid", reason: "user_id missing or not a non-empty string" }
   }
   const rawTables = v["tables"] ?? {}
   if (typeof rawTables !== "object" || rawTables === null || Array.isArray(rawTables)) {
-    return { ok: false, reason: "tables is not an object" }
+    return { _tag: "Invalid", reason: "tables is not an object" }
   }
   const tables: Record<string, ReadonlyArray<string>> = Object.create(null)
   for (const [name, cols] of Object.entries(rawTables)) {
     if (cols === null) tables[name] = []
     else if (isStringArray(cols)) tables[name] = cols
-    else return { ok: false, reason: `tables.${name} is not a list of column names` }
+    else return { _tag: "Invalid", reason: `tables.${name} is not a list of column names` }
   }
   const rawRoots = v["roots"] ?? null
-  if (rawRoots !== null && !isStringArray(rawRoots)) return { ok: false, reason: "roots is not a list of table names" }
+  if (rawRoots !== null && !isStringArray(rawRoots))
+    return { _tag: "Invalid", reason: "roots is not a list of table names" }
   const rawTtl = v["ttl_seconds"] ?? null
   if (
     rawTtl !== null &&
     (typeof rawTtl !== "number" || !Number.isInteger(rawTtl) || rawTtl < 0 || rawTtl > 31_536_000)
   ) {
-    return { ok: false, reason: "ttl_seconds is not a whole number of seconds between 0 and one year" }
+    return { _tag: "Invalid", reason: "ttl_seconds is not a whole number of seconds between 0 and one year" }
   }
   const initial = v["initial_data"]
   const initialText = initial === undefined || initial === null ? undefined : rawMember(body, "initial_data")
   return {
-    ok: true,
+    _tag: "Valid",
     grant: {
       userId,
       tables,
@@ -126,7 +129,7 @@ export const rawMember = (body: string, key: string): string | undefined => {
 
 export type ChannelCheck = "ok" | "not_a_root" | "not_allowed"
 
-/** SPEC §1.2 step 9 (also used on refresh: a table gone from the grant revokes the stream). */
+/** Handshake step 9 (also used on refresh: a table gone from the grant revokes the stream). */
 export const checkChannel = (grant: Grant, table: string): ChannelCheck => {
   if (grant.roots !== null && !grant.roots.includes(table)) return "not_a_root"
   if (!Object.hasOwn(grant.tables, table)) return "not_allowed"

@@ -1,8 +1,17 @@
 // The pgoutput (protocol v1) messages Walera understands, as plain data. Values stay in
 // PostgreSQL's text form here; mapping to JSON happens once per change in TxAssembler.
 
-/** A column value inside a tuple: text form, SQL NULL, or `undefined` for an unchanged TOAST value. */
-export type TupleValue = string | null | undefined
+/**
+ * A value too large to decode: only its size is kept, so a huge column (PostgreSQL allows 1 GB) never becomes a
+ * string that could exhaust memory or exceed V8's string limit. The transaction holding it is oversized.
+ */
+export interface LargeValue {
+  readonly _tag: "large"
+  readonly bytes: number
+}
+
+/** A column value inside a tuple: text form, SQL NULL, `undefined` for an unchanged TOAST value, or a large value. */
+export type TupleValue = string | null | undefined | LargeValue
 export type Tuple = ReadonlyArray<TupleValue>
 
 export type ReplicaIdentity = "default" | "nothing" | "full" | "index"
@@ -15,7 +24,7 @@ export interface RelationColumn {
 }
 
 export interface BeginMessage {
-  readonly tag: "begin"
+  readonly _tag: "begin"
   readonly finalLsn: bigint
   /** Microseconds since 2000-01-01T00:00:00Z (PostgreSQL epoch). */
   readonly commitTime: bigint
@@ -23,14 +32,14 @@ export interface BeginMessage {
 }
 
 export interface CommitMessage {
-  readonly tag: "commit"
+  readonly _tag: "commit"
   readonly commitLsn: bigint
   readonly endLsn: bigint
   readonly commitTime: bigint
 }
 
 export interface RelationMessage {
-  readonly tag: "relation"
+  readonly _tag: "relation"
   readonly relationId: number
   readonly schema: string
   readonly name: string
@@ -44,13 +53,13 @@ export interface RelationMessage {
 }
 
 export interface InsertMessage {
-  readonly tag: "insert"
+  readonly _tag: "insert"
   readonly relationId: number
   readonly newTuple: Tuple
 }
 
 export interface UpdateMessage {
-  readonly tag: "update"
+  readonly _tag: "update"
   readonly relationId: number
   /** Old key columns, sent when the key changed (identity DEFAULT/INDEX). */
   readonly keyTuple: Tuple | null
@@ -60,20 +69,20 @@ export interface UpdateMessage {
 }
 
 export interface DeleteMessage {
-  readonly tag: "delete"
+  readonly _tag: "delete"
   readonly relationId: number
   readonly keyTuple: Tuple | null
   readonly oldTuple: Tuple | null
 }
 
 export interface TruncateMessage {
-  readonly tag: "truncate"
+  readonly _tag: "truncate"
   readonly relationIds: ReadonlyArray<number>
 }
 
 /** Origin, Type and logical-decoding Message: parsed far enough to be skipped. */
 export interface OtherMessage {
-  readonly tag: "other"
+  readonly _tag: "other"
   readonly kind: string
 }
 

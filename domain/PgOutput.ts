@@ -1,6 +1,6 @@
 // Decodes one pgoutput (protocol v1) message from its bytes into plain data. Pure and
 // synchronous so the WAL adapter can call it per message and tests can feed it bytes.
-import type { PgMessage, RelationColumn, ReplicaIdentity, Tuple, TupleValue } from "./PgMessage.ts"
+import type { LargeValue, PgMessage, RelationColumn, ReplicaIdentity, Tuple, TupleValue } from "./PgMessage.ts"
 
 export class PgOutputError extends Error {
   override readonly name = "PgOutputError"
@@ -60,6 +60,13 @@ class Reader {
     this.offset = end + 1
     return s
   }
+  /** Steps over a value without decoding it. */
+  skip(len: number): LargeValue {
+    if (len < 0) throw new PgOutputError(`negative value length ${len} at byte ${this.offset}`)
+    this.need(len)
+    this.offset += len
+    return { _tag: "large", bytes: len }
+  }
   text(len: number): string {
     if (len < 0) throw new PgOutputError(`negative value length ${len} at byte ${this.offset}`)
     this.need(len)
@@ -71,7 +78,7 @@ class Reader {
 
 const identities: Record<string, ReplicaIdentity> = { d: "default", n: "nothing", f: "full", i: "index" }
 
-const readTuple = (r: Reader): Tuple => {
+const readTuple = (r: Reader, maxValueBytes: number): Tuple => {
   const n = r.i16()
   if (n < 0) throw new PgOutputError(`negative tuple column count ${n}`)
   const values: TupleValue[] = new Array(n)
@@ -79,13 +86,19 @@ const readTuple = (r: Reader): Tuple => {
     const kind = r.u8()
     if (kind === 0x6e /* n */) values[i] = null
     else if (kind === 0x75 /* u */) values[i] = undefined
-    else if (kind === 0x74 /* t */ || kind === 0x62 /* b */) values[i] = r.text(r.i32())
-    else throw new PgOutputError(`unknown tuple column kind ${kind}`)
+    else if (kind === 0x74 /* t */ || kind === 0x62 /* b */) {
+      const len = r.i32()
+      values[i] = len > maxValueBytes ? r.skip(len) : r.text(len)
+    } else throw new PgOutputError(`unknown tuple column kind ${kind}`)
   }
   return values
 }
 
-export const parsePgOutput = (bytes: Uint8Array): PgMessage => {
+/**
+ * `maxValueBytes`: a column value longer than this is not decoded but kept as a LargeValue (its transaction is then
+ * over router.max_tx_bytes anyway), so no value can exhaust memory or V8's string limit.
+ */
+export const parsePgOutput = (bytes: Uint8Array, maxValueBytes = Number.POSITIVE_INFINITY): PgMessage => {
   const r = new Reader(bytes)
   const tag = r.u8()
   switch (tag) {
@@ -94,7 +107,7 @@ export const parsePgOutput = (bytes: Uint8Array): PgMessage => {
         const finalLsn = r.u64()
         const commitTime = r.i64()
         const xid = r.u32()
-        return { tag: "begin", finalLsn, commitTime, xid }
+        return { _tag: "begin", finalLsn, commitTime, xid }
       }
     case 0x43 /* C */:
       {
@@ -102,7 +115,7 @@ export const parsePgOutput = (bytes: Uint8Array): PgMessage => {
         const commitLsn = r.u64()
         const endLsn = r.u64()
         const commitTime = r.i64()
-        return { tag: "commit", commitLsn, endLsn, commitTime }
+        return { _tag: "commit", commitLsn, endLsn, commitTime }
       }
     case 0x52 /* R */:
       {
@@ -120,7 +133,7 @@ export const parsePgOutput = (bytes: Uint8Array): PgMessage => {
           columns.push({ name: columnName, typeOid, isKey: (flags & 1) === 1 })
         }
         return {
-          tag: "relation",
+          _tag: "relation",
           relationId,
           schema,
           name,
@@ -132,7 +145,7 @@ export const parsePgOutput = (bytes: Uint8Array): PgMessage => {
       {
         const relationId = r.u32()
         r.u8()
-        return { tag: "insert", relationId, newTuple: readTuple(r) }
+        return { _tag: "insert", relationId, newTuple: readTuple(r, maxValueBytes) }
       }
     case 0x55 /* U */:
       {
@@ -141,23 +154,23 @@ export const parsePgOutput = (bytes: Uint8Array): PgMessage => {
         let oldTuple: Tuple | null = null
         let marker = r.u8()
         if (marker === 0x4b /* K */) {
-          keyTuple = readTuple(r)
+          keyTuple = readTuple(r, maxValueBytes)
           marker = r.u8()
         } else if (marker === 0x4f /* O */) {
-          oldTuple = readTuple(r)
+          oldTuple = readTuple(r, maxValueBytes)
           marker = r.u8()
         }
         if (marker !== 0x4e /* N */) throw new PgOutputError(`update without new tuple (marker ${marker})`)
-        return { tag: "update", relationId, keyTuple, oldTuple, newTuple: readTuple(r) }
+        return { _tag: "update", relationId, keyTuple, oldTuple, newTuple: readTuple(r, maxValueBytes) }
       }
     case 0x44 /* D */:
       {
         const relationId = r.u32()
         const marker = r.u8()
-        const tuple = readTuple(r)
+        const tuple = readTuple(r, maxValueBytes)
         return marker === 0x4f
-          ? { tag: "delete", relationId, keyTuple: null, oldTuple: tuple }
-          : { tag: "delete", relationId, keyTuple: tuple, oldTuple: null }
+          ? { _tag: "delete", relationId, keyTuple: null, oldTuple: tuple }
+          : { _tag: "delete", relationId, keyTuple: tuple, oldTuple: null }
       }
     case 0x54 /* T */:
       {
@@ -165,14 +178,14 @@ export const parsePgOutput = (bytes: Uint8Array): PgMessage => {
         r.u8()
         const relationIds: number[] = []
         for (let i = 0; i < n; i++) relationIds.push(r.u32())
-        return { tag: "truncate", relationIds }
+        return { _tag: "truncate", relationIds }
       }
     case 0x4f /* O */:
-      return { tag: "other", kind: "origin" }
+      return { _tag: "other", kind: "origin" }
     case 0x59 /* Y */:
-      return { tag: "other", kind: "type" }
+      return { _tag: "other", kind: "type" }
     case 0x4d /* M */:
-      return { tag: "other", kind: "message" }
+      return { _tag: "other", kind: "message" }
     default:
       throw new PgOutputError(`unknown pgoutput message type 0x${tag.toString(16)}`)
   }

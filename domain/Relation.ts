@@ -24,18 +24,18 @@ export interface RelationInfo {
 }
 
 export type RelationResult =
-  | { readonly ok: true; readonly relation: RelationInfo }
-  | { readonly ok: false; readonly reason: string }
+  | { readonly _tag: "Built"; readonly relation: RelationInfo }
+  | { readonly _tag: "Skipped"; readonly reason: string }
 
 export const buildRelation = (msg: RelationMessage): RelationResult => {
   if (msg.schema !== "public") {
-    return { ok: false, reason: `schema "${msg.schema}" is not streamed (only public tables have channels)` }
+    return { _tag: "Skipped", reason: `schema "${msg.schema}" is not streamed (only public tables have channels)` }
   }
   const names = msg.columns.map((c) => c.name)
   let pkIndexes: number[]
   if (msg.primaryKey !== undefined && msg.primaryKey.length > 0) {
     pkIndexes = msg.primaryKey.map((n) => names.indexOf(n))
-    if (pkIndexes.some((i) => i < 0)) return { ok: false, reason: "primary-key column missing from the relation" }
+    if (pkIndexes.some((i) => i < 0)) return { _tag: "Skipped", reason: "primary-key column missing from the relation" }
   } else if (msg.replicaIdentity === "default" || msg.replicaIdentity === "index") {
     pkIndexes = []
     msg.columns.forEach((c, i) => {
@@ -45,12 +45,12 @@ export const buildRelation = (msg: RelationMessage): RelationResult => {
     pkIndexes = []
   }
   if (pkIndexes.length === 0) {
-    return { ok: false, reason: "no primary key (or replica identity); its changes are skipped" }
+    return { _tag: "Skipped", reason: "no primary key (or replica identity); its changes are skipped" }
   }
   const isPk = new Uint8Array(msg.columns.length)
   for (const i of pkIndexes) isPk[i] = 1
   return {
-    ok: true,
+    _tag: "Built",
     relation: {
       id: msg.relationId,
       schema: msg.schema,
@@ -68,7 +68,7 @@ const encodePkPart = (text: string): string =>
 
 /**
  * The primary key's text form: one column as PostgreSQL prints it; a composite key joins
- * its parts with "," after percent-encoding "%" and "," inside each part (SPEC §5).
+ * its parts with "," after percent-encoding "%" and "," inside each part (docs/delivery-semantics.md).
  * Returns undefined when a key column is missing from the tuple.
  */
 export const pkText = (rel: RelationInfo, tuple: Tuple): string | undefined => {

@@ -1,5 +1,5 @@
-// The routing rules of SPEC §4, each a small function, and the per-transaction plan that
-// combines them: which subscribers get which bytes. Subscribers are generic so the hub
+// The routing rules (docs/delivery-semantics.md, "Routing"), each a small function, and the per-transaction plan
+// that combines them: which subscribers get which bytes. Subscribers are generic so the hub
 // can keep its own per-stream object; the domain needs only their channel and whitelist.
 import { encodeChange, type Whitelist } from "./Whitelist.ts"
 import type { Tx } from "./TxAssembler.ts"
@@ -147,4 +147,22 @@ export const planTx = <S extends Routable>(tx: Tx, index: RoutingIndex<S>): Rout
   const audiences: Audience<S>[] = []
   for (const a of byWhitelist.values()) if (a !== null && a.subscribers.length > 0) audiences.push(a)
   return { audiences, multiRoot }
+}
+
+export type SinglePlan =
+  | { readonly _tag: "Skip" }
+  | { readonly _tag: "MultiRoot" }
+  | { readonly _tag: "Send"; readonly json: string }
+
+const SKIP: SinglePlan = { _tag: "Skip" }
+const MULTI_ROOT: SinglePlan = { _tag: "MultiRoot" }
+
+/** The same rules for one subscriber, as a replay needs them: what this transaction means for it. */
+export const planFor = (tx: Tx, s: Routable): SinglePlan => {
+  const touch = tx.tables.get(s.table)
+  if (touch === undefined) return SKIP
+  if (touch.multi) return anchorSurvives(tx, s) ? MULTI_ROOT : SKIP
+  if (s.pk !== null && touch.firstPk !== s.pk) return SKIP
+  const encoded = encodeTx(tx, formatPgEpochMicros(tx.commitTime), s.whitelist)
+  return encoded?.anchors.includes(s.table) ? { _tag: "Send", json: encoded.json } : SKIP
 }

@@ -1,30 +1,39 @@
-// The composition root: which adapter implements which port, and in what order resources
-// start — so that shutdown runs in reverse: HTTP (shutdown frames) first, then the
-// gateway, then the replication session (PostgreSQL drops the slot), then the pool.
+// The composition root: which adapter implements which port, and in what order resources start, so that
+// shutdown runs in reverse — HTTP first (every subscriber gets its shutdown frame), then the handshake and grant
+// fibers, the replication session (PostgreSQL drops the slot), the pool, and last the telemetry exporter.
 import { PgClient } from "@effect/sql-pg"
 import { Layer, Redacted } from "effect"
 import * as HttpAuthBackend from "../adapters/auth/HttpAuthBackend.ts"
 import * as HttpServer from "../adapters/http/HttpServer.ts"
-import { Metrics } from "../adapters/metrics/Metrics.ts"
+import * as PromObservability from "../adapters/metrics/PromObservability.ts"
 import * as PgWalSource from "../adapters/pg/PgWalSource.ts"
-import { Log, type LogShape } from "../adapters/telemetry/Log.ts"
+import * as JsonLog from "../adapters/telemetry/Log.ts"
 import * as Tracing from "../adapters/telemetry/Tracing.ts"
+import { Admission } from "./Admission.ts"
+import { AuthGate } from "./AuthGate.ts"
 import { canonicalOrigin, type WaleraConfig } from "./Config.ts"
-import * as Gateway from "./Gateway.ts"
+import { Grants } from "./Grants.ts"
+import * as Handshake from "./Handshake.ts"
 import { HubService } from "./Hub.ts"
+import { Fatal, Replication } from "./Replication.ts"
 import { VERSION } from "./Version.ts"
-import * as WalPipeline from "./WalPipeline.ts"
 
 export interface AppOptions {
   readonly config: WaleraConfig
-  readonly log: LogShape
+  readonly log: JsonLog.LogWriter
   readonly env?: Readonly<Record<string, string | undefined>>
   /** Replaces the OTLP-from-environment tracing (tests pass an in-memory exporter). */
-  readonly tracing?: Layer.Layer<never>
+  readonly tracing?: { readonly layer: Layer.Layer<never>; readonly enabled: boolean }
 }
 
 export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
-  const base = Layer.mergeAll(Layer.succeed(Log, log), Metrics.layer, WalPipeline.Fatal.layer)
+  const tracingOn = tracing?.enabled ?? Tracing.enabledByEnv(env)
+  const base = Layer.mergeAll(
+    JsonLog.layerFrom(log, config.log.level),
+    PromObservability.layer(VERSION),
+    Fatal.layer,
+    Admission.layer(config.limits),
+  )
   const pool = PgClient.layer({
     url: Redacted.make(config.database.url),
     maxConnections: 3,
@@ -33,6 +42,7 @@ export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
   })
   const wal = PgWalSource.layer({
     url: config.database.url,
+    maxValueBytes: config.router.maxTxBytes,
     publicationName: config.wal.publicationName,
     slotNamePrefix: config.wal.slotNamePrefix,
     bootstrap: config.wal.bootstrap,
@@ -41,26 +51,51 @@ export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
   const auth = HttpAuthBackend.layer({
     backendUrl: config.auth.backendUrl,
     requestTimeoutMs: config.auth.requestTimeoutMs,
+    maxConcurrentCalls: config.auth.maxConcurrentCalls,
+    propagateTrace: tracingOn,
   })
   const hub = HubService.layer({
     heartbeatIntervalMs: config.router.heartbeatIntervalMs,
     writeTimeoutMs: config.http.writeTimeoutMs,
     maxBufferedBytes: config.http.maxBufferedBytesPerSubscriber,
     maxPayloadBytes: config.http.maxPayloadBytes,
+    replay: {
+      // Gapless opens need what was decoded during the longest auth call; resume may ask for more.
+      retentionMs: Math.max(config.router.resumeWindowMs, config.auth.requestTimeoutMs + 1000),
+      maxBytes: config.router.replayMaxBytes,
+    },
   })
-  const origins = new Set(config.http.corsOrigins)
+  const gate = AuthGate.layer({ breaker: config.auth.breaker, maxConcurrentCalls: config.auth.maxConcurrentCalls })
   const core = Layer.mergeAll(hub, wal, auth).pipe(Layer.provideMerge(base))
-  const pipeline = WalPipeline.layer({ maxChangesPerTx: config.router.maxChangesPerTx }).pipe(Layer.provideMerge(core))
-  const gateway = Gateway.layer(config).pipe(Layer.provideMerge(pipeline))
+  const replication = Replication.layer({
+    maxChangesPerTx: config.router.maxChangesPerTx,
+    maxTxBytes: config.router.maxTxBytes,
+  }).pipe(Layer.provideMerge(core))
+  const grants = Grants.layer({ defaultTtlSeconds: config.auth.defaultTtlSeconds }).pipe(
+    Layer.provideMerge(gate),
+    Layer.provideMerge(replication),
+  )
+  const gateway = Handshake.layer({
+    resume: config.router.resumeWindowMs > 0,
+    maxBufferedBytes: config.http.maxBufferedBytesPerSubscriber,
+    maxPayloadBytes: config.http.maxPayloadBytes,
+    reconnectSpreadMs: config.shutdown.reconnectSpreadMs,
+  }).pipe(Layer.provideMerge(grants))
+  const origins = new Set(config.http.corsOrigins)
   const http = HttpServer.layer({
-    host: config.http.host,
-    port: config.http.port,
+    listen: { host: config.http.host, port: config.http.port },
+    admin: config.http.admin,
+    tls: config.http.tls,
     allowOrigin: (origin) => {
       const canonical = canonicalOrigin(origin)
       return canonical !== undefined && origins.has(canonical)
     },
-    forwardedHeaders: config.auth.forwardedHeaders,
+    forwarding: { forwardedCookies: config.auth.forwardedCookies, forwardedHeaders: config.auth.forwardedHeaders },
+    headersTimeoutMs: config.http.headersTimeoutMs,
+    maxConnections: config.http.maxConnections,
+    h2MaxConcurrentStreams: config.http.h2MaxConcurrentStreams,
     shutdownDeadlineMs: config.shutdown.deadlineMs,
+    continueTraces: tracingOn,
   }).pipe(Layer.provideMerge(gateway))
-  return http.pipe(Layer.provide(tracing ?? Tracing.layerFromEnv(env, VERSION)))
+  return http.pipe(Layer.provide(tracing?.layer ?? Tracing.layerFromEnv(env, VERSION)))
 }

@@ -9,6 +9,7 @@ import {
   type KeyName,
   type Values,
   KEY_NAMES,
+  shownDefault,
   envName,
   SECTIONS,
   type BootstrapMode,
@@ -21,6 +22,7 @@ export interface WaleraConfig {
     readonly backendUrl: string
     readonly allowPlaintext: boolean
     readonly requestTimeoutMs: number
+    readonly maxConcurrentCalls: number
     readonly defaultTtlSeconds: number
     readonly forwardedCookies: ReadonlyArray<string>
     readonly forwardedHeaders: ReadonlyArray<string>
@@ -34,12 +36,24 @@ export interface WaleraConfig {
   readonly http: {
     readonly host: string
     readonly port: number
+    readonly admin: { readonly host: string; readonly port: number } | undefined
+    readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined
+    readonly headersTimeoutMs: number
+    readonly maxConnections: number
+    readonly h2MaxConcurrentStreams: number
     readonly corsOrigins: ReadonlyArray<string>
     readonly maxPayloadBytes: number
     readonly maxBufferedBytesPerSubscriber: number
     readonly writeTimeoutMs: number
   }
-  readonly router: { readonly heartbeatIntervalMs: number; readonly maxChangesPerTx: number }
+  readonly router: {
+    readonly heartbeatIntervalMs: number
+    readonly maxChangesPerTx: number
+    readonly maxTxBytes: number
+    readonly replayMaxBytes: number
+    /** 0 = resume off. */
+    readonly resumeWindowMs: number
+  }
   readonly limits: { readonly globalConcurrent: number; readonly perUserConcurrent: number }
   readonly wal: {
     readonly publicationName: string
@@ -47,7 +61,7 @@ export interface WaleraConfig {
     readonly bootstrap: BootstrapMode
     readonly bootstrapTables: ReadonlyArray<string>
   }
-  readonly shutdown: { readonly deadlineMs: number }
+  readonly shutdown: { readonly deadlineMs: number; readonly reconnectSpreadMs: number }
   readonly log: { readonly level: LogLevel }
 }
 
@@ -60,8 +74,8 @@ export interface ConfigProblem {
 }
 
 export type ConfigResult =
-  | { readonly ok: true; readonly config: WaleraConfig }
-  | { readonly ok: false; readonly problems: ReadonlyArray<ConfigProblem> }
+  | { readonly _tag: "Loaded"; readonly config: WaleraConfig }
+  | { readonly _tag: "Invalid"; readonly problems: ReadonlyArray<ConfigProblem> }
 
 export { canonicalOrigin, parseDuration, redactUrl } from "./config/Readers.ts"
 export { type BootstrapMode, CONFIG_KEYS, type LogLevel } from "./config/Keys.ts"
@@ -78,7 +92,8 @@ const redactFor = (key: string, text: string): string => {
   if (SECRET_KEY.test(key.slice(key.lastIndexOf(".") + 1))) return "***"
   let out = text
     .split(/(\s+)/)
-    .map((piece) => (piece.includes("://") ? redactUrl(piece) : piece))
+    // user:password@ even where the URL is too malformed to be recognised as one ("postgresql:/u:pw@db/app").
+    .map((piece) => (piece.includes("://") ? redactUrl(piece) : piece.replace(/:[^\s@]*@/g, ":***@")))
     .join("")
     .replace(SECRET_PARAM, "$1***")
     .replace(/(bearer\s+)\S+/gi, "$1***")
@@ -264,13 +279,13 @@ export const loadConfig = (input: {
           ? { from: "yaml", value: yamlValue }
           : undefined
     if (raw === undefined) {
-      if (spec.fallback !== undefined) values[name] = spec.fallback
+      if (spec.fallback !== undefined || spec.optional === true) values[name] = spec.fallback
       else problems.push({ key: name, env, value: "(not set)", problem: "is required", fix: spec.requiredFix ?? "" })
       continue
     }
     if (raw.from === "yaml") fromYaml.add(name)
-    const read = spec.read(raw)
-    if (read.ok) values[name] = read.value
+    const read = spec.read(raw, shownDefault(spec))
+    if (read._tag === "Value") values[name] = read.value
     else {
       for (const issue of read.issues) {
         problems.push({
@@ -297,16 +312,41 @@ export const loadConfig = (input: {
     })
   }
 
-  if (problems.length > 0) return { ok: false, problems }
+  const cert = values["http.tls_cert_file"]
+  const keyFile = values["http.tls_key_file"]
+  if ((cert === undefined) !== (keyFile === undefined)) {
+    const missing = cert === undefined ? "http.tls_cert_file" : "http.tls_key_file"
+    problems.push({
+      key: missing,
+      env: envName(missing),
+      value: "(not set)",
+      problem: "is needed when the other of http.tls_cert_file and http.tls_key_file is set",
+      fix: `set ${envName(missing)} to the PEM file, or unset both to serve cleartext (HTTP/1.1 and h2c)`,
+    })
+  }
+  const admin = values["http.admin_addr"] as { host: string; port: number } | undefined
+  const listen = values["http.addr"] as { host: string; port: number } | undefined
+  if (admin !== undefined && listen !== undefined && admin.port !== 0 && admin.port === listen.port) {
+    problems.push({
+      key: "http.admin_addr",
+      env: envName("http.admin_addr"),
+      value: `${admin.host}:${admin.port}`,
+      problem: "uses the same port as http.addr",
+      fix: "give the probes and /metrics a port of their own, e.g. :9090",
+    })
+  }
+
+  if (problems.length > 0) return { _tag: "Invalid", problems }
   const v = values as Values
   return {
-    ok: true,
+    _tag: "Loaded",
     config: {
       database: { url: v["database.url"] },
       auth: {
         backendUrl: v["auth.backend_url"],
         allowPlaintext: v["auth.allow_plaintext"],
         requestTimeoutMs: v["auth.request_timeout"],
+        maxConcurrentCalls: v["auth.max_concurrent_calls"],
         defaultTtlSeconds: v["auth.default_ttl_seconds"],
         forwardedCookies: v["auth.forwarded_cookies"],
         forwardedHeaders: v["auth.forwarded_headers"],
@@ -320,6 +360,14 @@ export const loadConfig = (input: {
       http: {
         host: v["http.addr"].host,
         port: v["http.addr"].port,
+        admin: v["http.admin_addr"],
+        tls:
+          v["http.tls_cert_file"] === undefined || v["http.tls_key_file"] === undefined
+            ? undefined
+            : { certFile: v["http.tls_cert_file"], keyFile: v["http.tls_key_file"] },
+        headersTimeoutMs: v["http.headers_timeout"],
+        maxConnections: v["http.max_connections"],
+        h2MaxConcurrentStreams: v["http.h2_max_concurrent_streams"],
         corsOrigins: v["http.cors_origins"],
         maxPayloadBytes: v["http.max_payload_bytes"],
         maxBufferedBytesPerSubscriber: v["http.max_buffered_bytes_per_subscriber"],
@@ -328,6 +376,9 @@ export const loadConfig = (input: {
       router: {
         heartbeatIntervalMs: v["router.heartbeat_interval"],
         maxChangesPerTx: v["router.max_changes_per_tx"],
+        maxTxBytes: v["router.max_tx_bytes"],
+        replayMaxBytes: v["router.replay_max_bytes"],
+        resumeWindowMs: v["router.resume_window"],
       },
       limits: {
         globalConcurrent: v["limits.global_concurrent"],
@@ -339,7 +390,7 @@ export const loadConfig = (input: {
         bootstrap: v["wal.bootstrap"],
         bootstrapTables: v["wal.bootstrap_tables"],
       },
-      shutdown: { deadlineMs: v["shutdown.deadline"] },
+      shutdown: { deadlineMs: v["shutdown.deadline"], reconnectSpreadMs: v["shutdown.reconnect_spread"] },
       log: { level: v["log.level"] },
     },
   }

@@ -1,63 +1,78 @@
-// The fan-out: every open stream, the routing index over them, and the per-transaction hot
-// path (plan → encode once per audience → write the same bytes to each socket). One periodic
-// sweep handles heartbeats, stalled sockets, grant refresh and expiry for all streams, so a
-// stream costs one small object and no timer of its own.
-import { Clock, Context, Effect, Layer } from "effect"
-import type { Credentials } from "../domain/ports/AuthBackend.ts"
-import type { StreamSink } from "../domain/ports/StreamGateway.ts"
-import { type ErrorReason, errorFrame, HEARTBEAT_FRAME, SHUTDOWN_FRAME, txFrame } from "../domain/Frames.ts"
+// The fan-out: every attached subscriber, the routing index over them, the replay window, and the
+// per-transaction hot path (plan → encode once per audience → write the same bytes to each subscriber).
+// A sliced sweep handles heartbeats and stalled connections a slice at a time, so a subscriber costs one
+// small object and no timer of its own, and heartbeats leave spread over the interval, not in one burst.
+// Replication status, admission and grant lifecycle have their own owners; the hub only routes and writes.
+import { Clock, Context, Duration, Effect, Layer, Schedule } from "effect"
+import {
+  type ErrorReason,
+  errorFrame,
+  HEARTBEAT_FRAME,
+  retryFrame,
+  SHUTDOWN_FRAME,
+  shutdownRetryMs,
+  txFrame,
+} from "../domain/Frames.ts"
 import { WhitelistPool } from "../domain/Grant.ts"
-import { planTx, RoutingIndex, type Routable } from "../domain/Routing.ts"
+import { LogThrottle } from "../domain/LogThrottle.ts"
+import type { SubscriberSink } from "../domain/ports/Gateway.ts"
+import { Log, type LogShape } from "../domain/ports/Log.ts"
+import {
+  type CloseReason,
+  Observability,
+  type ObservabilityShape,
+  type SubscriberKind,
+} from "../domain/ports/Observability.ts"
+import { ReplayWindow, type WindowLimits } from "../domain/ReplayWindow.ts"
+import { planFor, planTx, type Routable, RoutingIndex } from "../domain/Routing.ts"
 import type { SpilledChange, TableTouch, Tx } from "../domain/TxAssembler.ts"
 import { pgEpochMicrosToUnixMs } from "../domain/ValueMapper.ts"
-import type { Whitelist } from "../domain/Whitelist.ts"
-import { Metrics, type MetricsShape } from "../adapters/metrics/Metrics.ts"
-import { Log, type LogShape } from "../adapters/telemetry/Log.ts"
+import { makeWhitelist, type Whitelist } from "../domain/Whitelist.ts"
+import { Admission } from "./Admission.ts"
 
 export interface HubConfig {
   readonly heartbeatIntervalMs: number
   readonly writeTimeoutMs: number
   readonly maxBufferedBytes: number
   readonly maxPayloadBytes: number
+  readonly replay: WindowLimits
 }
 
-export type DisconnectReason = ErrorReason | "client_closed" | "shutdown"
-
-export interface Stream extends Routable {
+export interface Subscriber extends Routable {
   readonly id: number
   readonly channel: string
-  readonly kind: "exact" | "wildcard"
+  readonly kind: SubscriberKind
   readonly userId: string
   readonly requestId: string
-  readonly credentials: Credentials
-  readonly sink: StreamSink
+  readonly sink: SubscriberSink
   whitelist: Whitelist
   lastWriteAt: number
-  /** Bytes handed to the socket so far, and how many of them it had accepted at the last sweep. */
+  /** Bytes handed to the sink so far, and how many of them it had accepted at its last sweep. */
   written: number
   accepted: number
   stalledSince: number
-  /** Grant lifecycle (ms since epoch); Infinity = never. */
-  refreshAt: number
-  expiresAt: number
-  refreshing: boolean
   open: boolean
   /** Writes are held back until the end of the current tick (see Hub.write). */
   corked: boolean
 }
 
-export interface NewStream {
+export interface Joining {
   readonly table: string
   readonly pk: string | null
   readonly channel: string
   readonly userId: string
   readonly requestId: string
-  readonly credentials: Credentials
   readonly tables: Readonly<Record<string, ReadonlyArray<string>>>
-  readonly sink: StreamSink
-  readonly refreshAt: number
-  readonly expiresAt: number
+  readonly sink: SubscriberSink
+  /** Bytes written before the replay, already counted against the subscriber. */
+  readonly prefaceBytes: number
 }
+
+/** What a replay from a window position holds for one subscriber. */
+export type Replay =
+  | { readonly _tag: "Frames"; readonly frames: string; readonly bytes: number; readonly count: number }
+  /** The window no longer reaches back that far, or a transaction it passes was too large to hold. */
+  | { readonly _tag: "Unavailable" }
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME)
 const SHUTDOWN = Buffer.from(SHUTDOWN_FRAME)
@@ -68,108 +83,132 @@ const errorBytes = (reason: ErrorReason): Buffer => {
   return b
 }
 
+/** Sweep slices per cycle: each tick visits one slice, so a cycle's writes are spread over it. */
+export const SWEEP_SLICES = 20
+
 export class Hub {
-  readonly index = new RoutingIndex<Stream>()
-  /** Every open stream, for the sweep and for shutdown (the index is keyed for routing). */
-  private readonly streams = new Set<Stream>()
+  readonly index = new RoutingIndex<Subscriber>()
   readonly whitelists = new WhitelistPool()
+  readonly window: ReplayWindow
+  private readonly slices: Array<Set<Subscriber>> = Array.from({ length: SWEEP_SLICES }, () => new Set())
   private readonly config: HubConfig
-  private readonly metrics: MetricsShape
+  private readonly obs: ObservabilityShape
   private readonly log: LogShape
   private readonly now: () => number
-  private readonly perUser = new Map<string, number>()
+  private readonly leave: (userId: string) => void
+  private readonly throttle = new LogThrottle(10_000)
   private nextId = 1
-  private oversized: { xid: number; touched: Set<Stream> } | null = null
-  /** Increments on every replication session start, so a handshake can tell it straddled a gap. */
-  walEpoch = 0
-  walStreaming = false
-  closing = false
-  /** Handshakes holding a global slot but not yet attached. */
-  pendingOpens = 0
-  onRefreshDue: (s: Stream) => void = () => {}
+  private nextSlice = 0
+  private oversized: { xid: number; touched: Set<Subscriber> } | null = null
 
-  constructor(config: HubConfig, metrics: MetricsShape, log: LogShape, now: () => number = Date.now) {
+  constructor(
+    config: HubConfig,
+    obs: ObservabilityShape,
+    log: LogShape,
+    leave: (userId: string) => void,
+    now: () => number = Date.now,
+  ) {
     this.config = config
-    this.metrics = metrics
+    this.obs = obs
     this.log = log
+    this.leave = leave
     this.now = now
+    this.window = new ReplayWindow(config.replay)
   }
 
   get size(): number {
     return this.index.size
   }
 
-  /** Holds one of the user's stream slots from the handshake's step 8 on; false when the cap is reached. */
-  reserveUser(userId: string, cap: number): boolean {
-    const n = this.perUser.get(userId) ?? 0
-    if (n >= cap) return false
-    this.perUser.set(userId, n + 1)
-    return true
+  /** Time between two visits of the same subscriber by the sweep. */
+  get sweepCycleMs(): number {
+    return Math.max(
+      50,
+      Math.min(1000, Math.floor(Math.min(this.config.heartbeatIntervalMs, this.config.writeTimeoutMs) / 4)),
+    )
   }
 
-  releaseUser(userId: string): void {
-    const left = (this.perUser.get(userId) ?? 1) - 1
-    if (left <= 0) this.perUser.delete(userId)
-    else this.perUser.set(userId, left)
+  get sweepTickMs(): number {
+    return Math.max(5, Math.floor(this.sweepCycleMs / SWEEP_SLICES))
   }
 
-  /** Registers a stream whose user slot was reserved by `reserveUser`. */
-  attach(n: NewStream): Stream {
+  /**
+   * What the window holds for a subscriber of table/pk with these grants from `position` on, as frames in commit
+   * order. Unavailable when the window does not reach back that far or a transaction it passes was not held.
+   */
+  replay(
+    table: string,
+    pk: string | null,
+    tables: Readonly<Record<string, ReadonlyArray<string>>>,
+    position: number,
+  ): Replay {
+    if (!this.window.reaches(position)) return { _tag: "Unavailable" }
+    const entries = this.window.touching(table, pk, position)
+    if (entries.length === 0) return { _tag: "Frames", frames: "", bytes: 0, count: 0 }
+    const target = { table, pk, whitelist: makeWhitelist(tables) }
+    let frames = ""
+    let count = 0
+    for (const entry of entries) {
+      if (entry.tx === null) return { _tag: "Unavailable" }
+      const plan = planFor(entry.tx, target)
+      if (plan._tag === "MultiRoot") this.obs.txDropped("multi_root", 1)
+      if (plan._tag !== "Send") continue
+      const frame = txFrame(entry.xid, plan.json)
+      if (Buffer.byteLength(frame) > this.config.maxPayloadBytes) return { _tag: "Unavailable" }
+      frames += frame
+      count++
+    }
+    return { _tag: "Frames", frames, bytes: Buffer.byteLength(frames), count }
+  }
+
+  /** Registers a subscriber whose admission slots were handed over; its end gives them back. */
+  attach(j: Joining): Subscriber {
     const now = this.now()
-    const s: Stream = {
+    const s: Subscriber = {
       id: this.nextId++,
-      table: n.table,
-      pk: n.pk,
-      channel: n.channel,
-      kind: n.pk === null ? "wildcard" : "exact",
-      userId: n.userId,
-      requestId: n.requestId,
-      credentials: n.credentials,
-      sink: n.sink,
-      whitelist: this.whitelists.acquire(n.tables),
+      table: j.table,
+      pk: j.pk,
+      channel: j.channel,
+      kind: j.pk === null ? "wildcard" : "exact",
+      userId: j.userId,
+      requestId: j.requestId,
+      sink: j.sink,
+      whitelist: this.whitelists.acquire(j.tables),
       lastWriteAt: now,
-      written: 0,
+      written: j.prefaceBytes,
       accepted: 0,
       stalledSince: 0,
-      refreshAt: n.refreshAt,
-      expiresAt: n.expiresAt,
-      refreshing: false,
       open: true,
       corked: false,
     }
     this.index.add(s)
-    this.streams.add(s)
-    this.metrics.subscribersActive.labels(s.kind).inc()
-    this.log.info("stream opened", {
-      stream_id: s.id,
-      channel: s.channel,
-      user_id: s.userId,
-      request_id: s.requestId,
-    })
+    // Round-robin over the slices, so subscribers opened together heartbeat at different ticks.
+    this.slices[this.nextSlice]!.add(s)
+    this.nextSlice = (this.nextSlice + 1) % SWEEP_SLICES
+    this.obs.subscriberOpened(s.kind)
     return s
   }
 
-  /** Ends a stream once; an error reason sends its terminal frame first. */
-  end(s: Stream, reason: DisconnectReason): void {
+  /** Ends a subscriber once; an error reason sends its terminal frame first. */
+  end(s: Subscriber, reason: CloseReason, last?: Uint8Array): void {
     if (!s.open) return
     s.open = false
     this.index.remove(s)
-    this.streams.delete(s)
+    for (const slice of this.slices) if (slice.delete(s)) break
     this.whitelists.release(s.whitelist)
-    this.releaseUser(s.userId)
-    this.metrics.subscribersActive.labels(s.kind).dec()
-    this.metrics.disconnects.labels(reason).inc()
+    this.leave(s.userId)
+    this.obs.subscriberClosed(s.kind, reason)
     if (reason === "client_closed") s.sink.close()
     else if (reason === "shutdown") {
-      this.metrics.eventsSent.labels("shutdown").inc()
-      s.sink.close(SHUTDOWN)
+      this.obs.framesSent("shutdown", 1)
+      s.sink.close(last ?? SHUTDOWN)
     } else {
-      this.metrics.eventsSent.labels("error").inc()
+      this.obs.framesSent("error", 1)
       s.sink.close(errorBytes(reason))
     }
     const level = reason === "client_closed" || reason === "shutdown" ? "info" : "warn"
-    this.log.log(level, "stream closed", {
-      stream_id: s.id,
+    this.log.log(level, "subscriber closed", {
+      subscriber_id: s.id,
       channel: s.channel,
       user_id: s.userId,
       request_id: s.requestId,
@@ -177,36 +216,36 @@ export class Hub {
     })
   }
 
-  /** Ends a stream whose backlog or transaction Walera gives up on, counting what it did not deliver. */
-  private drop(s: Stream, reason: "slow_consumer" | "tx_too_large"): void {
-    this.metrics.txDropped.labels(reason).inc()
+  /** Ends a subscriber whose backlog or transaction Walera gives up on, counting what it did not deliver. */
+  private drop(s: Subscriber, reason: "slow_consumer" | "tx_too_large"): void {
+    this.obs.txDropped(reason, 1)
     this.end(s, reason)
   }
 
-  replaceWhitelist(s: Stream, tables: Readonly<Record<string, ReadonlyArray<string>>>): void {
+  replaceWhitelist(s: Subscriber, tables: Readonly<Record<string, ReadonlyArray<string>>>): void {
+    if (!s.open) return
     const next = this.whitelists.acquire(tables)
     this.whitelists.release(s.whitelist)
     s.whitelist = next
   }
 
-  private readonly corked: Stream[] = []
+  private readonly corked: Subscriber[] = []
   private readonly uncorkAll = () => {
     for (const s of this.corked) {
       s.corked = false
       if (!s.open) continue
       s.sink.uncork()
-      // Checked once the tick's events are out of the cork: what the socket still holds is the backlog.
+      // Checked once the tick's events are out of the cork: what the connection still holds is the backlog.
       if (s.sink.pending() > this.config.maxBufferedBytes) this.drop(s, "slow_consumer")
     }
     this.corked.length = 0
   }
 
   /**
-   * Transactions that arrive in one read of the replication socket are dispatched in one tick;
-   * corking each socket until the tick ends turns their events into one write per socket
-   * instead of one per event (a busy /all stream gets dozens per read).
+   * Transactions that arrive in one read of the replication socket are dispatched in one tick; corking each
+   * subscriber until the tick ends turns their events into one write per connection instead of one per event.
    */
-  private write(s: Stream, bytes: Buffer, now: number): void {
+  private write(s: Subscriber, bytes: Buffer, now: number): void {
     if (!s.corked) {
       s.corked = true
       s.sink.cork()
@@ -219,20 +258,24 @@ export class Hub {
 
   dispatch(tx: Tx): void {
     const decodedAt = this.now()
-    this.metrics.walTx.inc()
-    this.metrics.txSize.observe(tx.changes.length)
-    this.metrics.walLag.observe(Math.max(0, decodedAt - pgEpochMicrosToUnixMs(tx.commitTime)) / 1000)
-    if (tx.fallbacks > 0) this.metrics.valueFallbacks.inc(tx.fallbacks)
+    this.obs.txDecoded(tx.changes.length, Math.max(0, decodedAt - pgEpochMicrosToUnixMs(tx.commitTime)) / 1000)
+    if (tx.fallbacks > 0) this.obs.valuesSentAsText(tx.fallbacks)
+    this.window.append(tx, decodedAt)
+    this.obs.replayWindow(this.window.size, this.window.bytes)
     if (this.index.size === 0) return
     const started = performance.now()
     const plan = planTx(tx, this.index)
     if (plan.multiRoot.length > 0) {
-      this.metrics.txDropped.labels("multi_root").inc(plan.multiRoot.length)
-      this.log.warn("multi-root transaction dropped for its subscribers", {
-        tx_id: tx.xid,
-        subscribers: plan.multiRoot.length,
-        first_channel: plan.multiRoot[0]!.channel,
-      })
+      this.obs.txDropped("multi_root", plan.multiRoot.length)
+      const suppressed = this.throttle.admit("multi_root", decodedAt)
+      if (suppressed !== undefined) {
+        this.log.warn("multi-root transaction dropped for its subscribers", {
+          tx_id: tx.xid,
+          subscribers: plan.multiRoot.length,
+          first_channel: plan.multiRoot[0]!.channel,
+          similar_suppressed: suppressed,
+        })
+      }
     }
     let delivered = 0
     for (const audience of plan.audiences) {
@@ -245,12 +288,12 @@ export class Hub {
       delivered += audience.subscribers.length
     }
     if (delivered > 0) {
-      this.metrics.sentTx.inc(delivered)
-      this.metrics.fanoutLatency.observe((performance.now() - started) / 1000)
+      this.obs.framesSent("tx", delivered)
+      this.obs.txDelivered(delivered, (performance.now() - started) / 1000)
     }
   }
 
-  /** A transaction past router.max_changes_per_tx: remember who it touches, without its changes. */
+  /** A transaction past the size limits: remember who it touches, without its changes. */
   spill(xid: number, changes: ReadonlyArray<SpilledChange>): void {
     if (this.oversized === null || this.oversized.xid !== xid) this.oversized = { xid, touched: new Set() }
     const touched = this.oversized.touched
@@ -261,57 +304,62 @@ export class Hub {
     }
   }
 
-  oversizedCommit(xid: number, tables: ReadonlyMap<string, TableTouch>, changeCount: number): void {
+  oversizedCommit(xid: number, tables: ReadonlyMap<string, TableTouch>, changeCount: number, limit: string): void {
     const state = this.oversized
     this.oversized = null
-    this.metrics.walTx.inc()
-    this.metrics.txSize.observe(changeCount)
-    if (state === null || state.xid !== xid) return
+    const now = this.now()
+    this.obs.txDecoded(changeCount, 0)
+    this.window.appendOversized(xid, tables, now)
+    this.obs.replayWindow(this.window.size, this.window.bytes)
     let dropped = 0
-    for (const s of state.touched) {
-      if (!s.open) continue
-      if (tables.get(s.table)?.multi === true) {
-        this.metrics.txDropped.labels("multi_root").inc()
-        continue
+    if (state !== null && state.xid === xid) {
+      for (const s of state.touched) {
+        if (!s.open) continue
+        if (tables.get(s.table)?.multi === true) {
+          this.obs.txDropped("multi_root", 1)
+          continue
+        }
+        this.drop(s, "tx_too_large")
+        dropped++
       }
-      this.drop(s, "tx_too_large")
-      dropped++
     }
-    this.log.warn("transaction larger than router.max_changes_per_tx", {
-      tx_id: xid,
-      changes: changeCount,
-      streams_closed: dropped,
-    })
+    this.log.warn(`transaction larger than ${limit}`, { tx_id: xid, changes: changeCount, subscribers_closed: dropped })
   }
 
-  /** Ends the stream when its client went away; built here so it captures nothing of the handshake. */
-  detacher(s: Stream): () => void {
+  /** Ends the subscriber when its client went away; built here so it captures nothing of the handshake. */
+  detacher(s: Subscriber): () => void {
     return () => this.end(s, "client_closed")
   }
 
-  /** Replication lost: every open stream now has a gap it cannot see, so each is told and closed. */
-  walLost(): void {
-    this.walStreaming = false
+  /** Replication lost: every subscriber now has a gap it cannot see, so each is told and closed. */
+  replicationLost(): void {
     this.oversized = null
-    for (const s of [...this.streams]) this.end(s, "wal_disconnected")
+    this.window.clear()
+    this.obs.replayWindow(0, 0)
+    for (const slice of this.slices) for (const s of [...slice]) this.end(s, "wal_disconnected")
   }
 
-  walStarted(): void {
-    this.walEpoch++
-    this.walStreaming = true
+  /** Sends every subscriber its own reconnect delay in [1 s, spreadMs], then `shutdown`, and ends it. */
+  shutdown(spreadMs: number, random: () => number): void {
+    for (const slice of this.slices) {
+      for (const s of [...slice]) {
+        const last = Buffer.from(retryFrame(shutdownRetryMs(spreadMs, random())) + SHUTDOWN_FRAME)
+        this.end(s, "shutdown", last)
+      }
+    }
   }
 
-  shutdown(): void {
-    this.closing = true
-    for (const s of [...this.streams]) this.end(s, "shutdown")
-  }
+  private sweepSlice = 0
 
-  /** Heartbeats, stalled sockets, grant refresh and expiry — one pass over every stream. */
-  sweep(now: number): void {
+  /** One tick of the sweep: heartbeats and stalled connections for one slice; the window's age bound. */
+  sweepTick(now: number): void {
+    this.window.expire(now)
+    const slice = this.slices[this.sweepSlice]!
+    this.sweepSlice = (this.sweepSlice + 1) % SWEEP_SLICES
     const heartbeatBefore = now - this.config.heartbeatIntervalMs
     const writeTimeout = this.config.writeTimeoutMs
     let beats = 0
-    for (const s of this.streams) {
+    for (const s of slice) {
       const pending = s.sink.pending()
       if (pending > 0) {
         const accepted = s.written - pending
@@ -326,22 +374,17 @@ export class Hub {
         s.accepted = s.written
         s.stalledSince = 0
       }
-      // An expired grant gets one last refresh attempt; its failure ends the stream (auth_unavailable).
-      if ((s.refreshAt <= now || s.expiresAt <= now) && !s.refreshing) this.onRefreshDue(s)
-      if (!s.open) continue
-      if (s.open && s.lastWriteAt <= heartbeatBefore) {
+      if (s.lastWriteAt <= heartbeatBefore) {
         this.write(s, HEARTBEAT, now)
         beats++
       }
     }
-    if (beats > 0) this.metrics.sentHeartbeat.inc(beats)
+    if (beats > 0) this.obs.framesSent("heartbeat", beats)
   }
 
-  get sweepIntervalMs(): number {
-    return Math.max(
-      50,
-      Math.min(1000, Math.floor(Math.min(this.config.heartbeatIntervalMs, this.config.writeTimeoutMs) / 4)),
-    )
+  /** Every subscriber, for shutdown and tests. */
+  *subscribers(): Generator<Subscriber> {
+    for (const slice of this.slices) yield* slice
   }
 }
 
@@ -351,7 +394,13 @@ export class HubService extends Context.Service<HubService, Hub>()("walera/Hub")
       HubService,
       Effect.gen(function* () {
         const clock = yield* Clock.Clock
-        return new Hub(config, yield* Metrics, yield* Log, () => clock.currentTimeMillisUnsafe())
+        const admission = yield* Admission
+        const hub = new Hub(config, yield* Observability, yield* Log, admission.leave, () =>
+          clock.currentTimeMillisUnsafe(),
+        )
+        const tick = Effect.sync(() => hub.sweepTick(clock.currentTimeMillisUnsafe()))
+        yield* Effect.forkScoped(Effect.repeat(tick, Schedule.spaced(Duration.millis(hub.sweepTickMs))))
+        return hub
       }),
     )
 }

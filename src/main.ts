@@ -15,7 +15,7 @@ Usage: npm start -- [--config path] [--dev-log] [--healthcheck] [--help] [--vers
 
   --config path   YAML configuration file (default ./config.yaml; a missing file is fine)
   --dev-log       human-readable logs instead of JSON lines
-  --healthcheck   exit 0 if the local /healthz answers 200, else 1 (for container health checks)
+  --healthcheck   exit 0 if the local /healthz answers 200 (on http.admin_addr when set), else 1
   --version       print the version
 
 Two environment variables are enough to start:
@@ -65,7 +65,8 @@ const yamlText = existsSync(configPath) ? readFileSync(configPath, "utf8") : und
 const loaded = loadConfig({ env: process.env, yamlText, yamlSource: configPath })
 
 if (values.healthcheck) {
-  const addr = loaded.ok ? loaded.config.http : { host: "127.0.0.1", port: 8080 }
+  const http_ = loaded._tag === "Loaded" ? loaded.config.http : undefined
+  const addr = http_?.admin ?? http_ ?? { host: "127.0.0.1", port: 8080 }
   const host = addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host
   const req = http.get({ host, port: addr.port, path: "/healthz", timeout: 2000 }, (res) => {
     res.resume()
@@ -73,7 +74,7 @@ if (values.healthcheck) {
   })
   req.on("timeout", () => req.destroy())
   req.on("error", () => process.exit(1))
-} else if (!loaded.ok) {
+} else if (loaded._tag === "Invalid") {
   process.stderr.write(`walera: ${formatProblems(loaded.problems)}\n`)
   process.exit(2)
 } else {
@@ -82,7 +83,7 @@ if (values.healthcheck) {
     import("effect"),
     import("../adapters/telemetry/Log.ts"),
     import("./App.ts"),
-    import("./WalPipeline.ts"),
+    import("./Replication.ts"),
   ])
   const config = loaded.config
   const log = makeLog({ level: config.log.level, pretty: values["dev-log"] })

@@ -1,20 +1,21 @@
-// WalSource over pgoutput: prerequisite checks and publication bootstrap through
-// @effect/sql-pg, and one replication session per `stream` call through pg-logical-replication
-// on a TEMPORARY slot (PostgreSQL drops it when the connection closes). Acknowledges the end
-// LSN of the last dispatched commit, answers keepalives, never acknowledges ahead of dispatch.
+// WalSource over pgoutput: prerequisite checks and publication bootstrap through @effect/sql-pg, and one
+// replication session per `open` through pg-logical-replication on a TEMPORARY slot (PostgreSQL drops it when
+// the connection closes). Decoded messages and keepalives go into a queue in WAL order; what to acknowledge is
+// the caller's decision (domain/ReplicationSession.ts).
 import { hostname } from "node:os"
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Effect, Layer } from "effect"
+import { Cause, Effect, Layer, Queue, Stream } from "effect"
 import { LogicalReplicationService } from "pg-logical-replication"
 import { formatLsn, parseLsn } from "../../domain/Lsn.ts"
-import type { PgMessage, RelationMessage } from "../../domain/PgMessage.ts"
+import type { PgMessage } from "../../domain/PgMessage.ts"
 import { parsePgOutput } from "../../domain/PgOutput.ts"
-import { WalError, type WalSink, WalSource } from "../../domain/ports/WalSource.ts"
-import { Metrics } from "../metrics/Metrics.ts"
-import { Log } from "../telemetry/Log.ts"
+import { Observability } from "../../domain/ports/Observability.ts"
+import { WalError, type WalEvent, type WalSession, WalSource } from "../../domain/ports/WalSource.ts"
 
 export interface PgWalConfig {
   readonly url: string
+  /** Column values longer than this are not decoded (their transaction is over router.max_tx_bytes anyway). */
+  readonly maxValueBytes: number
   readonly publicationName: string
   readonly slotNamePrefix: string
   readonly bootstrap: "auto" | "verify" | "off"
@@ -28,27 +29,24 @@ export const slotName = (prefix: string, host: string, pid: number): string => {
   return `${prefix}_${cleanHost}`.slice(0, 63 - tail.length) + tail
 }
 
-const ACK_INTERVAL_MS = 1000
-
-// pg-logical-replication reports `lsn + 1` as written/flushed/applied. PostgreSQL's walsender
-// only exits at server shutdown once the confirmed flush equals what it sent, so the library is
-// handed `lsn - 1` to make the report exact (otherwise a fast shutdown waits wal_sender_timeout).
-
 class WaleraPgoutput {
   readonly name = "pgoutput"
-  readonly options: { readonly publication: string; readonly slot: string }
+  readonly options: { readonly publication: string; readonly slot: string; readonly maxValueBytes: number }
   readonly onBadMessage: (error: unknown) => void
   startLsn = 0n
-  constructor(options: { publication: string; slot: string }, onBadMessage: (error: unknown) => void) {
+  constructor(
+    options: { publication: string; slot: string; maxValueBytes: number },
+    onBadMessage: (error: unknown) => void,
+  ) {
     this.options = options
     this.onBadMessage = onBadMessage
   }
   parse(buffer: Uint8Array): PgMessage {
     try {
-      return parsePgOutput(buffer)
+      return parsePgOutput(buffer, this.options.maxValueBytes)
     } catch (error) {
       this.onBadMessage(error)
-      return { tag: "other", kind: "unparseable" }
+      return { _tag: "other", kind: "unparseable" }
     }
   }
   // The library never creates slots; a temporary one must be created on the replication connection itself.
@@ -64,20 +62,18 @@ class WaleraPgoutput {
   }
 }
 
-interface Session {
-  readonly lost: Deferred.Deferred<never, WalError>
-  readonly close: Effect.Effect<void>
-}
-
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** Above this many queued events the replication socket is paused until the consumer catches up. */
+const PAUSE_ABOVE = 10_000
+const RESUME_BELOW = 1_000
 
 export const layer = (config: PgWalConfig) =>
   Layer.effect(
     WalSource,
     Effect.gen(function* () {
       const sql = yield* PgClient.PgClient
-      const log = yield* Log
-      const metrics = yield* Metrics
+      const obs = yield* Observability
       const slot = slotName(config.slotNamePrefix, hostname(), process.pid)
 
       const query = <A extends object>(effect: Effect.Effect<ReadonlyArray<A>, unknown>) =>
@@ -125,130 +121,106 @@ export const layer = (config: PgWalConfig) =>
             missing(`could not create publication "${pub}" (${e.message}); create it yourself: ${create}`),
           ),
         )
-        log.info("publication created", { publication: pub, tables: config.bootstrapTables.join(",") || "all" })
+        yield* Effect.logInfo("publication created").pipe(
+          Effect.annotateLogs({ publication: pub, tables: config.bootstrapTables.join(",") || "all" }),
+        )
       })
 
-      const primaryKeyOf = (relationId: number) =>
-        Effect.runPromise(
+      const primaryKey = (relationId: number) =>
+        query(
           sql<{ attname: string }>`
             SELECT a.attname FROM pg_index i
             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
             WHERE i.indrelid = ${relationId} AND i.indisprimary
-            ORDER BY array_position(i.indkey::int2[], a.attnum)`.pipe(
-            Effect.map((rows) => rows.map((r) => r.attname)),
-            Effect.orElseSucceed(() => [] as string[]),
+            ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+        ).pipe(
+          Effect.map((rows) => rows.map((r) => r.attname)),
+          Effect.mapError(
+            (e) =>
+              new WalError({
+                reason: "lost",
+                message: `could not look up the primary key of relation ${relationId}: ${e.message}`,
+              }),
           ),
         )
 
-      /** Connects, creates the slot and starts streaming; the session's `lost` fails when it ends. */
-      const connect = (sink: WalSink) =>
-        Effect.callback<Session, WalError>((resume) => {
-          const lost = Deferred.makeUnsafe<never, WalError>()
-          const plugin = new WaleraPgoutput({ publication: config.publicationName, slot }, (error) => {
-            metrics.decodeErrors.labels("message").inc()
-            log.warn("unparseable pgoutput message skipped", { error: message(error) })
-          })
-          const service = new LogicalReplicationService(
-            { connectionString: config.url, application_name: "walera" } as never,
-            { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-          )
-          let dispatched = 0n
-          let acked = 0n
-          let lastAckAt = 0
-          let inTx = false
-          let held: PgMessage[] | null = null
-          let done = false
-
-          const ack = (lsn: bigint, force: boolean) => {
-            if (lsn <= 0n || (!force && lsn <= acked)) return
-            acked = lsn > acked ? lsn : acked
-            lastAckAt = Date.now()
-            void service.acknowledge(formatLsn(acked - 1n)).catch(() => {})
-          }
-          const deliver = (msg: PgMessage) => {
-            if (msg.tag === "begin") inTx = true
-            sink.onMessage(msg)
-            if (msg.tag === "commit") {
-              inTx = false
-              dispatched = msg.endLsn
-            }
-          }
-          const connectionStream = () =>
-            (service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
-          /** Relations whose key the catalog must name hold back every later message until it has answered. */
-          const accept = (msg: PgMessage) => {
-            if (held !== null) held.push(msg)
-            else if (msg.tag === "relation" && msg.replicaIdentity !== "default") resolveRelation(msg)
-            else deliver(msg)
-          }
-          const resolveRelation = (msg: RelationMessage) => {
-            held = []
-            connectionStream()?.pause()
-            void primaryKeyOf(msg.relationId).then((primaryKey) => {
-              if (done) return
-              const queue = held ?? []
-              held = null
-              deliver({ ...msg, primaryKey })
-              for (const m of queue) accept(m)
-              if (held === null) connectionStream()?.resume()
-            })
-          }
-
-          service.on("data", (_lsn: string, msg: PgMessage) => accept(msg))
-          service.on("heartbeat", (lsn: string, _ts: number, shouldRespond: boolean) => {
-            // Between transactions everything up to the server's WAL end was dispatched, so an idle
-            // database does not pin WAL behind the slot.
-            if (!inTx && held === null) {
-              const walEnd = parseLsn(lsn)
-              if (walEnd > dispatched) dispatched = walEnd
-            }
-            if (shouldRespond) ack(dispatched, true)
-          })
-          const close = Effect.promise(async () => {
-            if (done) return
-            done = true
-            clearInterval(timer)
-            metrics.pgStatus.set(0)
-            if (dispatched > acked) await service.acknowledge(formatLsn(dispatched - 1n)).catch(() => {})
-            await service.stop().catch(() => {})
-          })
-          service.on("start", () => {
-            metrics.pgStatus.set(1)
-            resume(Effect.succeed({ lost, close }))
-            sink.onStreaming({ slot, startLsn: plugin.startLsn })
-          })
-          const timer = setInterval(() => {
-            if (dispatched > acked || Date.now() - lastAckAt > 10_000) ack(dispatched, true)
-          }, ACK_INTERVAL_MS)
-
-          const fail = (reason: "unreachable" | "lost", error: unknown) => {
-            if (done) return
-            done = true
-            clearInterval(timer)
-            metrics.pgStatus.set(0)
-            void service.stop().catch(() => {})
-            const error_ = new WalError({ reason, message: message(error) })
-            if (started) Deferred.doneUnsafe(lost, Effect.fail(error_))
-            else resume(Effect.fail(error_))
-          }
-          service.on("error", (error: unknown) => fail("lost", error))
-          let started = false
-          service.once("start", () => {
-            started = true
-          })
-          service
-            .subscribe(plugin as never, slot)
-            .then(() => fail(started ? "lost" : "unreachable", new Error("replication connection closed")))
-            .catch((error: unknown) => fail(started ? "lost" : "unreachable", error))
-
-          return close
-        })
-
-      const stream = (sink: WalSink) =>
-        Effect.acquireRelease(connect(sink).pipe(Effect.withSpan("WalSource.connect")), (s) => s.close).pipe(
-          Effect.flatMap((s) => Deferred.await(s.lost)),
-          Effect.scoped,
+      /** Connects, creates the slot and starts streaming into a queue; resolves once PostgreSQL streams. */
+      const connect = Effect.callback<WalSession & { readonly close: Effect.Effect<void> }, WalError>((resume) => {
+        const queue = Effect.runSync(Queue.unbounded<WalEvent, WalError | Cause.Done>())
+        const plugin = new WaleraPgoutput(
+          { publication: config.publicationName, slot, maxValueBytes: config.maxValueBytes },
+          (error) => {
+            // A message we cannot parse: what follows would be silently wrong, so the session ends (a gap, signalled).
+            obs.decodeError("message")
+            fail("lost", new Error(`unparseable pgoutput message: ${message(error)}`))
+          },
         )
+        const service = new LogicalReplicationService(
+          { connectionString: config.url, application_name: "walera" } as never,
+          { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+        )
+        let done = false
+        let started = false
+        let paused = false
+        const connectionStream = () =>
+          (service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
+        const offer = (event: WalEvent) => {
+          Queue.offerUnsafe(queue, event)
+          if (!paused && Queue.sizeUnsafe(queue) > PAUSE_ABOVE) {
+            paused = true
+            connectionStream()?.pause()
+          }
+        }
+        service.on("data", (_lsn: string, msg: WalEvent) => {
+          if (msg._tag !== "other") offer(msg)
+        })
+        service.on("heartbeat", (lsn: string, _ts: number, shouldRespond: boolean) =>
+          offer({ _tag: "keepalive", walEnd: parseLsn(lsn), replyRequested: shouldRespond }),
+        )
+        // pg-logical-replication reports `lsn + 1`; PostgreSQL's walsender only exits at a server shutdown once the
+        // confirmed flush equals what it sent, so it is handed `lsn - 1` to make the report exact.
+        const acknowledge = (lsn: bigint) =>
+          Effect.promise(() =>
+            lsn > 0n && !done ? service.acknowledge(formatLsn(lsn - 1n)).catch(() => false) : Promise.resolve(false),
+          ).pipe(Effect.asVoid)
+        const close = Effect.promise(async () => {
+          if (done) return
+          done = true
+          Queue.endUnsafe(queue)
+          await service.stop().catch(() => {})
+        })
+        const fail = (reason: "unreachable" | "lost", error: unknown) => {
+          if (done) return
+          done = true
+          void service.stop().catch(() => {})
+          const walError = new WalError({ reason, message: message(error) })
+          if (started) Queue.failCauseUnsafe(queue, Cause.fail(walError))
+          else resume(Effect.fail(walError))
+        }
+        const events = Stream.fromQueue(queue).pipe(
+          Stream.mapArray((batch) => {
+            if (paused && Queue.sizeUnsafe(queue) < RESUME_BELOW) {
+              paused = false
+              connectionStream()?.resume()
+            }
+            return batch
+          }),
+        )
+        service.on("start", () => {
+          started = true
+          resume(Effect.succeed({ slot, startLsn: plugin.startLsn, events, acknowledge, close }))
+        })
+        service.on("error", (error: unknown) => fail("lost", error))
+        service
+          .subscribe(plugin as never, slot)
+          .then(() => fail(started ? "lost" : "unreachable", new Error("replication connection closed")))
+          .catch((error: unknown) => fail(started ? "lost" : "unreachable", error))
+        return close
+      })
+
+      const open = Effect.acquireRelease(connect.pipe(Effect.withSpan("WalSource.connect")), (s) => s.close).pipe(
+        Effect.map((s): WalSession => s),
+      )
 
       const slotLagBytes = query(
         sql<{ lag: string | null }>`
@@ -256,6 +228,6 @@ export const layer = (config: PgWalConfig) =>
           FROM pg_replication_slots WHERE slot_name = ${slot}`,
       ).pipe(Effect.map((rows) => (rows[0]?.lag == null ? undefined : Number(rows[0].lag))))
 
-      return WalSource.of({ prepare: prepare(), stream, slotLagBytes })
+      return WalSource.of({ prepare: prepare(), open, primaryKey, slotLagBytes })
     }),
   )

@@ -9,6 +9,25 @@ const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, 
 // because operators coming from the Go implementation write Go durations.
 const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ms|h|m|s)/y
 
+/** Milliseconds as the shortest duration text ("2s", "500ms", "1m30s"); 0 → "0". */
+export const formatDuration = (ms: number): string => {
+  if (ms === 0) return "0"
+  let rest = ms
+  let out = ""
+  for (const [unit, size] of [
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1_000],
+  ] as const) {
+    if (rest >= size && (rest % size === 0 || unit !== "s")) {
+      const n = Math.floor(rest / size)
+      out += `${n}${unit}`
+      rest -= n * size
+    }
+  }
+  return rest === 0 ? out : `${out}${rest}ms`
+}
+
 /** "500ms", "15s", "2m", "1h", "1.5s", "1m30s" → milliseconds. A bare number has no unit and is refused. */
 export const parseDuration = (text: string): number | undefined => {
   if (text.length === 0) return undefined
@@ -88,11 +107,11 @@ interface Issue {
   readonly value?: string
 }
 export type Read<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly issues: ReadonlyArray<Issue> }
+  | { readonly _tag: "Value"; readonly value: T }
+  | { readonly _tag: "Issues"; readonly issues: ReadonlyArray<Issue> }
 
-const ok = <T>(value: T): Read<T> => ({ ok: true, value })
-const fail = (problem: string, fix: string): Read<never> => ({ ok: false, issues: [{ problem, fix }] })
+const ok = <T>(value: T): Read<T> => ({ _tag: "Value", value })
+const fail = (problem: string, fix: string): Read<never> => ({ _tag: "Issues", issues: [{ problem, fix }] })
 
 export const yamlKind = (value: unknown): string =>
   value === null ? "null" : Array.isArray(value) ? "list" : typeof value === "object" ? "mapping" : typeof value
@@ -115,7 +134,8 @@ const scalarText = (raw: Raw, fix: string): Read<string> => {
   return fail(`expected a single value, got a YAML ${yamlKind(value)}`, fix)
 }
 
-const then = <A, B>(read: Read<A>, next: (value: A) => Read<B>): Read<B> => (read.ok ? next(read.value) : read)
+const then = <A, B>(read: Read<A>, next: (value: A) => Read<B>): Read<B> =>
+  read._tag === "Value" ? next(read.value) : read
 
 export const bool = (raw: Raw): Read<boolean> => {
   if (raw.from === "yaml" && typeof raw.value === "boolean") return ok(raw.value)
@@ -128,9 +148,12 @@ export const bool = (raw: Raw): Read<boolean> => {
   })
 }
 
+/** A reader: the raw value in, a typed value or issues out; `example` (the key's default) goes into fixes. */
+export type Reader<T> = (raw: Raw, example: string) => Read<T>
+
 export const int =
-  (min: number, max: number, unit: string, example: number) =>
-  (raw: Raw): Read<number> => {
+  (min: number, max: number, unit: string): Reader<number> =>
+  (raw, example) => {
     const fix = `write a whole number of ${unit} from ${min} to ${max}, e.g. ${example}`
     return then(scalarText(raw, fix), (text) => {
       if (!/^-?\d+$/.test(text) && !(raw.from === "yaml" && typeof raw.value === "number")) {
@@ -147,9 +170,10 @@ export const int =
 // setTimeout fires at once (with only a warning) for delays above 2^31-1 ms, so longer values would be silently wrong.
 const MAX_TIMER_MS = 2_147_483_647
 
+/** `allowZero`: 0 is accepted (a feature that is off), written "0". */
 export const duration =
-  (example: string) =>
-  (raw: Raw): Read<number> => {
+  (allowZero = false): Reader<number> =>
+  (raw, example) => {
     const fix = `write a number with a unit (ms, s, m or h), e.g. "${example}"`
     if (raw.from === "yaml" && typeof raw.value === "number") {
       return fail(
@@ -158,6 +182,7 @@ export const duration =
       )
     }
     return then(scalarText(raw, fix), (text) => {
+      if (allowZero && /^0+(ms|s|m|h)?$/.test(text)) return ok(0)
       if (/^\d+(\.\d+)?$/.test(text)) {
         return fail("has no unit", `write the unit too, e.g. "${text}s" for seconds or "${text}ms" for milliseconds`)
       }
@@ -228,14 +253,16 @@ export const list =
     const issues: Array<Issue> = []
     for (const text of texts.map((t) => t.trim()).filter((t) => t !== "")) {
       const read = item(text)
-      if (!read.ok) for (const issue of read.issues) issues.push({ ...issue, value: text })
+      if (read._tag === "Issues") for (const issue of read.issues) issues.push({ ...issue, value: text })
       else if (!values.includes(read.value)) values.push(read.value)
     }
-    return issues.length > 0 ? { ok: false, issues } : ok(values)
+    return issues.length > 0 ? { _tag: "Issues", issues } : ok(values)
   }
 
 // RFC 7230 token, which is also what RFC 6265 allows as a cookie name.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+const HOP_BY_HOP = "hop-by-hop headers are never forwarded (they describe one connection, not the request)"
 
 const RESERVED_HEADERS: Readonly<Record<string, string>> = {
   authorization: "Walera already forwards the client's bearer token as Authorization",
@@ -243,9 +270,23 @@ const RESERVED_HEADERS: Readonly<Record<string, string>> = {
   host: "Walera sets Host for the auth backend itself",
   "content-length": "Walera sets Content-Length for its own request body",
   "content-type": "Walera sends its own JSON body and sets Content-Type for it",
-  connection: "hop-by-hop headers are never forwarded",
-  "transfer-encoding": "hop-by-hop headers are never forwarded",
+  connection: HOP_BY_HOP,
+  "transfer-encoding": HOP_BY_HOP,
+  "keep-alive": HOP_BY_HOP,
+  te: HOP_BY_HOP,
+  trailer: HOP_BY_HOP,
+  upgrade: HOP_BY_HOP,
+  "proxy-authorization": HOP_BY_HOP,
+  "proxy-authenticate": HOP_BY_HOP,
+  "proxy-connection": HOP_BY_HOP,
+  traceparent: "Walera sends the trace context of its own span (with tracing on)",
+  tracestate: "Walera sends the trace context of its own span (with tracing on)",
   "x-request-id": "Walera sends its own X-Request-ID so the auth call can be traced",
+}
+
+export const filePath = (raw: Raw): Read<string> => {
+  const fix = "write the path of a readable PEM file"
+  return then(scalarText(raw, fix), (text) => (text === "" ? fail("is empty", fix) : ok(text)))
 }
 
 export const cookieName = (text: string): Read<string> =>

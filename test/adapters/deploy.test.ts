@@ -6,10 +6,9 @@ import { spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, relative, resolve } from "node:path"
-import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { parse, parseAllDocuments, stringify } from "yaml"
-import { Metrics } from "../../adapters/metrics/Metrics.ts"
+import * as PromObservability from "../../adapters/metrics/PromObservability.ts"
 import { CONFIG_KEYS, loadConfig, parseDuration } from "../../src/Config.ts"
 
 const root = resolve(import.meta.dirname, "../..")
@@ -76,12 +75,7 @@ const referencedMetrics = (expr: string): Array<string> => {
 }
 
 const exportedMetrics = async (): Promise<Map<string, string>> => {
-  const metrics = Effect.runSync(
-    Effect.gen(function* () {
-      return yield* Metrics
-    }).pipe(Effect.provide(Metrics.layer)),
-  )
-  const json = await metrics.registry.getMetricsAsJSON()
+  const json = await PromObservability.make("0.0.0-test").registry.getMetricsAsJSON()
   return new Map(json.map((metric) => [metric.name, String(metric.type)]))
 }
 
@@ -545,8 +539,8 @@ describe("Kubernetes manifests", () => {
     const env = { WALERA_DATABASE_URL: "postgres://u:p@db:5432/app", WALERA_AUTH_BACKEND_URL: "https://auth.example" }
     const withFile = loadConfig({ env, yamlText: text, yamlSource: "configmap.yaml" })
     const withoutFile = loadConfig({ env })
-    if (!withFile.ok) throw new Error(JSON.stringify(withFile.problems, null, 2))
-    expect(withoutFile.ok).toBe(true)
+    if (withFile._tag === "Invalid") throw new Error(JSON.stringify(withFile.problems, null, 2))
+    expect(withoutFile._tag).toBe("Loaded")
     expect(withFile).toEqual(withoutFile)
 
     const flat = new Set<string>()

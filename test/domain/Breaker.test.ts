@@ -1,7 +1,9 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import {
+  abandon,
   acquire,
+  halfOpen,
   type BreakerConfig,
   type BreakerState,
   initialBreaker,
@@ -123,10 +125,12 @@ describe("Breaker: open → half_open → closed/open", () => {
     expect(record(s, config, 1_000, false)).toBe(s)
   })
 
-  it("half-opens after the cooldown and allows exactly one probe", () => {
+  it("stays open past the cooldown until halfOpen runs, then allows exactly one probe", () => {
     const s = opened(0)
-    const probe = acquire(s, config, 30_000)
+    expect(acquire(s, config, 90_000)).toMatchObject({ allowed: false, retryAfterMs: 0 })
+    const probe = acquire(halfOpen(s), config, 30_000)
     expect(probe.allowed).toBe(true)
+    expect(probe.probe).toBe(true)
     expect(probe.state.status).toBe("half_open")
     expect(probe.state.probeInFlight).toBe(true)
     const second = acquire(probe.state, config, 30_001)
@@ -137,8 +141,8 @@ describe("Breaker: open → half_open → closed/open", () => {
   })
 
   it("closes with an empty window when the probe succeeds", () => {
-    const probe = acquire(opened(0), config, 30_000)
-    const s = record(probe.state, config, 30_500, true)
+    const probe = acquire(halfOpen(opened(0)), config, 30_000)
+    const s = record(probe.state, config, 30_500, true, true)
     expect(s.status).toBe("closed")
     expect(s.probeInFlight).toBe(false)
     expect(windowCounts(s, 30_500)).toEqual({ samples: 0, failures: 0 })
@@ -149,17 +153,27 @@ describe("Breaker: open → half_open → closed/open", () => {
   })
 
   it("reopens with a fresh cooldown when the probe fails", () => {
-    const probe = acquire(opened(0), config, 30_000)
-    const s = record(probe.state, config, 31_000, false)
+    const probe = acquire(halfOpen(opened(0)), config, 30_000)
+    const s = record(probe.state, config, 31_000, false, true)
     expect(s.status).toBe("open")
     expect(s.openedAtMs).toBe(31_000)
     expect(s.probeInFlight).toBe(false)
     const refused = acquire(s, config, 32_000)
     expect(refused.allowed).toBe(false)
     expect(refused.retryAfterMs).toBe(29_000)
-    const next = acquire(s, config, 61_000)
-    expect(next.allowed).toBe(true)
-    expect(next.state.status).toBe("half_open")
+  })
+
+  it("an abandoned probe leaves the breaker half-open for the next caller", () => {
+    const probe = acquire(halfOpen(opened(0)), config, 30_000)
+    const left = abandon(probe.state, true)
+    expect(left).toMatchObject({ status: "half_open", probeInFlight: false })
+    expect(acquire(left, config, 30_100)).toMatchObject({ allowed: true, probe: true })
+  })
+
+  it("ignores a late outcome of a call that started before the breaker opened", () => {
+    const probe = acquire(halfOpen(opened(0)), config, 30_000)
+    expect(record(probe.state, config, 30_100, false, false)).toBe(probe.state)
+    expect(abandon(probe.state, false)).toBe(probe.state)
   })
 
   it("maps statuses to gauge values", () => {
@@ -177,10 +191,12 @@ describe("Breaker: open → half_open → closed/open", () => {
 type Event = { readonly advanceMs: number } & (
   | { readonly kind: "acquire" }
   | { readonly kind: "finish"; readonly index: number; readonly success: boolean }
+  | { readonly kind: "abandon"; readonly index: number }
 )
 
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
   fc.record({ advanceMs: fc.integer({ min: 0, max: 4_000 }), kind: fc.constant("acquire" as const) }),
+  fc.record({ advanceMs: fc.integer({ min: 0, max: 4_000 }), kind: fc.constant("abandon" as const), index: fc.nat() }),
   fc.record({
     advanceMs: fc.integer({ min: 0, max: 4_000 }),
     kind: fc.constant("finish" as const),
@@ -203,10 +219,18 @@ describe("Breaker: properties", () => {
         let state = initialBreaker(cfg)
         let now = 0
         let probeOutstanding = false
-        const inFlight: Array<number> = []
+        const inFlight: Array<boolean> = []
         for (const event of events) {
           now += event.advanceMs
-          if (event.kind === "acquire") {
+          // The caller's cooldown timer.
+          if (state.status === "open" && now >= state.openedAtMs + cfg.cooldownMs) state = halfOpen(state)
+          if (event.kind === "abandon") {
+            if (inFlight.length > 0) {
+              const [wasProbe] = inFlight.splice(event.index % inFlight.length, 1)
+              state = abandon(state, wasProbe!)
+              if (wasProbe) probeOutstanding = false
+            }
+          } else if (event.kind === "acquire") {
             const before = state.status
             const result = acquire(state, cfg, now)
             expect(result.retryAfterMs).toBeGreaterThanOrEqual(0)
@@ -217,11 +241,11 @@ describe("Breaker: properties", () => {
             }
             if (!result.allowed) expect(result.state).toBe(state)
             state = result.state
-            if (result.allowed) inFlight.push(now)
+            if (result.allowed) inFlight.push(result.probe)
           } else if (inFlight.length > 0) {
-            inFlight.splice(event.index % inFlight.length, 1)
+            const [wasProbe] = inFlight.splice(event.index % inFlight.length, 1)
             const before = state.status
-            const next = record(state, cfg, now, event.success)
+            const next = record(state, cfg, now, event.success, wasProbe)
             if (before === "closed" && next.status === "open") {
               const { samples, failures } = windowCounts(next, now)
               expect(samples).toBeGreaterThanOrEqual(cfg.minSamples)
@@ -232,13 +256,14 @@ describe("Breaker: properties", () => {
               expect(samples < cfg.minSamples || failures <= cfg.failureRatio * samples).toBe(true)
             }
             if (before === "open") expect(next).toBe(state)
-            if (before === "half_open") {
+            if (before === "half_open" && wasProbe) {
               expect(next.status).toBe(event.success ? "closed" : "open")
               probeOutstanding = false
             }
+            if (before === "half_open" && !wasProbe) expect(next).toBe(state)
             state = next
           }
-          expect(state.probeInFlight).toBe(state.status === "half_open")
+          expect(state.probeInFlight).toBe(state.status === "half_open" && probeOutstanding)
           expect(statusGauge(view(state, cfg, now).status)).toBe(statusGauge(state.status))
         }
       }),

@@ -81,13 +81,13 @@ describe("isValidRequestId", () => {
 
 const ok = (body: unknown): Grant => {
   const r = parseGrant(typeof body === "string" ? body : JSON.stringify(body))
-  if (!r.ok) throw new Error(`expected a grant, got: ${r.reason}`)
+  if (r._tag === "Invalid") throw new Error(`expected a grant, got: ${r.reason}`)
   return r.grant
 }
 
 const refused = (body: unknown): string => {
   const r = parseGrant(typeof body === "string" ? body : JSON.stringify(body))
-  if (r.ok) throw new Error(`expected a refusal, got ${JSON.stringify(r.grant)}`)
+  if (r._tag === "Valid") throw new Error(`expected a refusal, got ${JSON.stringify(r.grant)}`)
   expect(r.reason.length).toBeGreaterThan(0)
   return r.reason
 }
@@ -329,7 +329,7 @@ describe("parseGrant: properties", () => {
         ),
         (body) => {
           const r = parseGrant(body)
-          return typeof r.ok === "boolean"
+          return r._tag === "Valid" || r._tag === "Invalid"
         },
       ),
       { numRuns: 2_000 },
@@ -341,7 +341,7 @@ describe("parseGrant: properties", () => {
     fc.assert(
       fc.property(grantBody, (body) => {
         const r = parseGrant(body)
-        if (!r.ok) return
+        if (r._tag === "Invalid") return
         accepted++
         const input = JSON.parse(body) as unknown
         const inputTables = ownValue(input, "tables")

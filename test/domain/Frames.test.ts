@@ -53,7 +53,7 @@ describe("Frames", () => {
 
   const initialOf = (body: string): string => {
     const parsed = parseGrant(body)
-    if (!parsed.ok || parsed.grant.initialData === undefined) throw new Error("expected initial_data")
+    if (parsed._tag === "Invalid" || parsed.grant.initialData === undefined) throw new Error("expected initial_data")
     return initialDataFrame(parsed.grant.initialData)
   }
 
@@ -76,6 +76,6 @@ describe("Frames", () => {
     expect(initialOf('{"user_id":"u","initial_data": false}')).toBe("event: initial_data\ndata: false\n\n")
     expect(initialOf('{"initial_data": [ ], "user_id":"u"}')).toBe("event: initial_data\ndata: []\n\n")
     const none = parseGrant('{"user_id":"u","initial_data":null}')
-    expect(none.ok && none.grant.initialData).toBe(undefined)
+    expect(none._tag === "Valid" && none.grant.initialData).toBe(undefined)
   })
 })

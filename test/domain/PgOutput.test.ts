@@ -50,6 +50,7 @@ class Bytes {
     for (const v of values) {
       if (v === null) this.tag("n")
       else if (v === undefined) this.tag("u")
+      else if (typeof v !== "string") throw new Error("large values are written by length only")
       else {
         const text = Buffer.from(v, "utf8")
         this.tag("t").i32(text.length).raw(text)
@@ -127,23 +128,23 @@ const XID_ABOVE_I32 = 4_000_000_000
 describe("PgOutput: transaction boundaries", () => {
   it("decodes Begin with a u64 LSN above 2^32, the commit time and an unsigned 32-bit xid", () => {
     const m = parsePgOutput(beginBytes(HIGH_LSN, 832_415_412_123_456n, XID_ABOVE_I32))
-    expect(m).toEqual({ tag: "begin", finalLsn: HIGH_LSN, commitTime: 832_415_412_123_456n, xid: XID_ABOVE_I32 })
+    expect(m).toEqual({ _tag: "begin", finalLsn: HIGH_LSN, commitTime: 832_415_412_123_456n, xid: XID_ABOVE_I32 })
   })
 
   it("decodes the largest xid and LSN values without going negative", () => {
     const m = parsePgOutput(beginBytes(0xffff_ffff_ffff_ffffn, 0n, 0xffff_ffff))
-    expect(m).toEqual({ tag: "begin", finalLsn: 0xffff_ffff_ffff_ffffn, commitTime: 0n, xid: 4_294_967_295 })
+    expect(m).toEqual({ _tag: "begin", finalLsn: 0xffff_ffff_ffff_ffffn, commitTime: 0n, xid: 4_294_967_295 })
   })
 
   it("decodes a commit time before the PostgreSQL epoch as a negative microsecond count", () => {
     const m = parsePgOutput(beginBytes(1n, -1_000_000n, 7))
-    expect(m).toMatchObject({ tag: "begin", commitTime: -1_000_000n })
+    expect(m).toMatchObject({ _tag: "begin", commitTime: -1_000_000n })
   })
 
   it("decodes Commit: commit LSN, end LSN and commit time", () => {
     const m = parsePgOutput(commitBytes(HIGH_LSN, HIGH_LSN + 48n, 832_415_412_000_000n))
     expect(m).toEqual({
-      tag: "commit",
+      _tag: "commit",
       commitLsn: HIGH_LSN,
       endLsn: HIGH_LSN + 48n,
       commitTime: 832_415_412_000_000n,
@@ -161,7 +162,7 @@ describe("PgOutput: Relation", () => {
       ]),
     )
     expect(m).toEqual({
-      tag: "relation",
+      _tag: "relation",
       relationId: 16_385,
       schema: "public",
       name: "order_items",
@@ -178,7 +179,7 @@ describe("PgOutput: Relation", () => {
     const cases = { d: "default", n: "nothing", f: "full", i: "index" } as const
     for (const [letter, identity] of Object.entries(cases)) {
       const m = parsePgOutput(relationBytes(1, "public", "t", letter, [{ flags: 0, name: "a", oid: 25, typmod: -1 }]))
-      expect(m, letter).toMatchObject({ tag: "relation", replicaIdentity: identity })
+      expect(m, letter).toMatchObject({ _tag: "relation", replicaIdentity: identity })
     }
   })
 
@@ -196,7 +197,7 @@ describe("PgOutput: Relation", () => {
 
   it("does not invent a primaryKey (the catalog lookup is the adapter's job)", () => {
     const m = parsePgOutput(relationBytes(1, "public", "t", "d", [{ flags: 1, name: "id", oid: 23, typmod: -1 }]))
-    expect(m.tag === "relation" ? m.primaryKey : "not a relation").toBeUndefined()
+    expect(m._tag === "relation" ? m.primaryKey : "not a relation").toBeUndefined()
   })
 })
 
@@ -204,13 +205,13 @@ describe("PgOutput: row messages", () => {
   it("decodes Insert with text, SQL NULL and UTF-8 multibyte values", () => {
     const text = "zażółć gęślą jaźń — 日本語 🎉"
     const m = parsePgOutput(insertBytes(16_385, ["42", null, text, ""]))
-    expect(m).toEqual({ tag: "insert", relationId: 16_385, newTuple: ["42", null, text, ""] })
+    expect(m).toEqual({ _tag: "insert", relationId: 16_385, newTuple: ["42", null, text, ""] })
   })
 
   it("decodes an unchanged TOAST value ('u') as undefined, distinct from NULL", () => {
     const m = parsePgOutput(updateBytes(5, null, ["1", undefined, null]))
-    expect(m.tag).toBe("update")
-    if (m.tag !== "update") return
+    expect(m._tag).toBe("update")
+    if (m._tag !== "update") return
     expect(m.newTuple).toHaveLength(3)
     expect(m.newTuple[1]).toBeUndefined()
     expect(1 in m.newTuple).toBe(true)
@@ -219,27 +220,33 @@ describe("PgOutput: row messages", () => {
 
   it("decodes Update without an old tuple", () => {
     const m = parsePgOutput(updateBytes(5, null, ["1", "paid"]))
-    expect(m).toEqual({ tag: "update", relationId: 5, keyTuple: null, oldTuple: null, newTuple: ["1", "paid"] })
+    expect(m).toEqual({ _tag: "update", relationId: 5, keyTuple: null, oldTuple: null, newTuple: ["1", "paid"] })
   })
 
   it("decodes Update with the old key ('K') when the key changed", () => {
     const m = parsePgOutput(updateBytes(5, { kind: "K", values: ["1", null] }, ["2", "paid"]))
-    expect(m).toEqual({ tag: "update", relationId: 5, keyTuple: ["1", null], oldTuple: null, newTuple: ["2", "paid"] })
+    expect(m).toEqual({ _tag: "update", relationId: 5, keyTuple: ["1", null], oldTuple: null, newTuple: ["2", "paid"] })
   })
 
   it("decodes Update with the whole old row ('O') under REPLICA IDENTITY FULL", () => {
     const m = parsePgOutput(updateBytes(5, { kind: "O", values: ["1", "new"] }, ["1", "paid"]))
-    expect(m).toEqual({ tag: "update", relationId: 5, keyTuple: null, oldTuple: ["1", "new"], newTuple: ["1", "paid"] })
+    expect(m).toEqual({
+      _tag: "update",
+      relationId: 5,
+      keyTuple: null,
+      oldTuple: ["1", "new"],
+      newTuple: ["1", "paid"],
+    })
   })
 
   it("decodes Delete with the key ('K')", () => {
     const m = parsePgOutput(deleteBytes(5, "K", ["1", null, null]))
-    expect(m).toEqual({ tag: "delete", relationId: 5, keyTuple: ["1", null, null], oldTuple: null })
+    expect(m).toEqual({ _tag: "delete", relationId: 5, keyTuple: ["1", null, null], oldTuple: null })
   })
 
   it("decodes Delete with the old row ('O')", () => {
     const m = parsePgOutput(deleteBytes(5, "O", ["1", "paid", "ü"]))
-    expect(m).toEqual({ tag: "delete", relationId: 5, keyTuple: null, oldTuple: ["1", "paid", "ü"] })
+    expect(m).toEqual({ _tag: "delete", relationId: 5, keyTuple: null, oldTuple: ["1", "paid", "ü"] })
   })
 
   it("bounds a text value by its length prefix: control characters stay inside, the next column stays apart", () => {
@@ -249,15 +256,28 @@ describe("PgOutput: row messages", () => {
   })
 })
 
+describe("PgOutput: values too large to decode", () => {
+  it("keeps a value longer than maxValueBytes as its size only, and decodes the columns around it", () => {
+    const huge = "\u0001".repeat(5000)
+    const m = parsePgOutput(insertBytes(7, ["1", huge, "tail"]), 4096)
+    expect(m).toEqual({ _tag: "insert", relationId: 7, newTuple: ["1", { _tag: "large", bytes: 5000 }, "tail"] })
+  })
+
+  it("decodes a value of exactly maxValueBytes as text", () => {
+    const m = parsePgOutput(insertBytes(7, ["abcd"]), 4)
+    expect(m).toEqual({ _tag: "insert", relationId: 7, newTuple: ["abcd"] })
+  })
+})
+
 describe("PgOutput: other messages", () => {
   it("decodes Truncate with its relation ids", () => {
     const m = parsePgOutput(truncateBytes([16_385, 3_000_000_000], 1))
-    expect(m).toEqual({ tag: "truncate", relationIds: [16_385, 3_000_000_000] })
+    expect(m).toEqual({ _tag: "truncate", relationIds: [16_385, 3_000_000_000] })
   })
 
   it("decodes Origin and Type far enough to skip them", () => {
-    expect(parsePgOutput(originBytes(HIGH_LSN, "node_a"))).toEqual({ tag: "other", kind: "origin" })
-    expect(parsePgOutput(typeBytes(50_000, "public", "mood"))).toEqual({ tag: "other", kind: "type" })
+    expect(parsePgOutput(originBytes(HIGH_LSN, "node_a"))).toEqual({ _tag: "other", kind: "origin" })
+    expect(parsePgOutput(typeBytes(50_000, "public", "mood"))).toEqual({ _tag: "other", kind: "type" })
   })
 
   it("accepts a subarray of a larger buffer (the adapter slices the CopyData payload)", () => {
@@ -265,7 +285,7 @@ describe("PgOutput: other messages", () => {
     const outer = new Uint8Array(inner.length + 10)
     outer.set(inner, 7)
     const m = parsePgOutput(outer.subarray(7, 7 + inner.length))
-    expect(m).toEqual({ tag: "begin", finalLsn: HIGH_LSN, commitTime: 5n, xid: 99 })
+    expect(m).toEqual({ _tag: "begin", finalLsn: HIGH_LSN, commitTime: 5n, xid: 99 })
   })
 })
 
@@ -332,7 +352,7 @@ describe("PgOutput: malformed input", () => {
       fc.property(fc.oneof(anyBytes, taggedBytes), (bytes) => {
         try {
           const m = parsePgOutput(bytes)
-          return typeof m.tag === "string"
+          return typeof m._tag === "string"
         } catch (e) {
           return e instanceof PgOutputError
         }

@@ -4,7 +4,7 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import type { PgMessage, TupleValue } from "../../domain/PgMessage.ts"
-import { type AssemblyEvent, feed, initialAssembly, step } from "../../domain/TxAssembler.ts"
+import { type AssemblyEvent, assembleAll } from "../../domain/TxAssembler.ts"
 import {
   AUDIT_LOG,
   assemble,
@@ -327,7 +327,7 @@ describe("TxAssembler: protocol anomalies", () => {
   })
 
   it("reports a Truncate with the names of the known tables", () => {
-    const { events } = assemble([...SCHEMA, { tag: "truncate", relationIds: [ORDERS, 999, AUDIT_LOG] }])
+    const { events } = assemble([...SCHEMA, { _tag: "truncate", relationIds: [ORDERS, 999, AUDIT_LOG] }])
     expect(events).toEqual([{ _tag: "Truncate", tables: ["orders", "audit_log"] }])
   })
 
@@ -335,9 +335,9 @@ describe("TxAssembler: protocol anomalies", () => {
     const { events } = assemble([
       ...SCHEMA,
       begin(1),
-      { tag: "other", kind: "origin" },
+      { _tag: "other", kind: "origin" },
       insert(ORDERS, ["1", "a", "1", null]),
-      { tag: "other", kind: "type" },
+      { _tag: "other", kind: "type" },
       commit(10n),
     ])
     expect(tags(events)).toEqual(["Tx"])
@@ -493,45 +493,76 @@ const normalize = (events: ReadonlyArray<AssemblyEvent>) =>
         : e,
   )
 
-describe("TxAssembler: chunking", () => {
-  it("property: one feed call and a chunk-by-chunk fold yield identical events", () => {
+describe("TxAssembler: router.max_tx_bytes", () => {
+  it("spills a transaction whose decoded values pass max_tx_bytes and ends it as Oversized(bytes)", () => {
+    const big = "x".repeat(300)
+    const { events } = assemble(
+      [...SCHEMA, begin(9), insert(ORDERS, ["1", big, "1", null]), insert(ORDERS, ["2", big, "2", null]), commit(10n)],
+      10_000,
+      500,
+    )
+    expect(tags(events)).toEqual(["Spill", "Oversized"])
+    expect(events[0]).toMatchObject({
+      _tag: "Spill",
+      changes: [
+        { table: "orders", pk: "1" },
+        { table: "orders", pk: "2" },
+      ],
+    })
+    expect(events[1]).toMatchObject({ _tag: "Oversized", xid: 9, reason: "bytes", changeCount: 2 })
+  })
+
+  it("treats a value the parser did not decode as over the limit, without touching its bytes", () => {
+    const { events } = assemble(
+      [...SCHEMA, begin(9), insert(ORDERS, ["1", { _tag: "large", bytes: 90_000_000 }, "1", null]), commit(10n)],
+      10_000,
+      64 * 1024 * 1024,
+    )
+    expect(tags(events)).toEqual(["Spill", "Oversized"])
+    expect(events[1]).toMatchObject({ reason: "bytes" })
+  })
+
+  it("holds a transaction just under the limit whole", () => {
+    const { events } = assemble([...SCHEMA, begin(9), insert(ORDERS, ["1", "ok", "1", null]), commit(10n)], 10_000, 500)
+    expect(tags(events)).toEqual(["Tx"])
+    expect(txEvents(events)[0]!.bytes).toBeGreaterThan(0)
+  })
+})
+
+describe("TxAssembler: bounds", () => {
+  it("property: every transaction ends exactly once, and a held one stays within both limits", () => {
     fc.assert(
-      fc.property(streamArb, ({ msgs, maxChangesPerTx, points, txCount }) => {
-        const whole = feed(initialAssembly(maxChangesPerTx), msgs).events
-
-        let state = initialAssembly(maxChangesPerTx)
-        const chunked: AssemblyEvent[] = []
-        let from = 0
-        for (const to of [...points, msgs.length]) {
-          const r = feed(state, msgs.slice(from, to))
-          state = r.state
-          chunked.push(...r.events)
-          from = to
+      fc.property(streamArb, fc.integer({ min: 40, max: 400 }), ({ msgs, maxChangesPerTx, txCount }, maxTxBytes) => {
+        const events = assembleAll({ maxChangesPerTx, maxTxBytes }, msgs)
+        expect(events.filter((e) => e._tag === "Tx" || e._tag === "Oversized")).toHaveLength(txCount)
+        expect(events.filter((e) => e._tag === "Anomaly")).toEqual([])
+        for (const tx of txEvents(events)) {
+          expect(tx.changes.length).toBeLessThanOrEqual(maxChangesPerTx)
+          expect(tx.bytes).toBeLessThanOrEqual(maxTxBytes)
         }
-
-        expect(normalize(chunked)).toEqual(normalize(whole))
-        // Every transaction ends exactly once, as a Tx or as Oversized, and nothing is left open.
-        expect(whole.filter((e) => e._tag === "Tx" || e._tag === "Oversized")).toHaveLength(txCount)
-        expect(whole.filter((e) => e._tag === "Anomaly")).toEqual([])
-        expect(state.open).toBeNull()
       }),
       { numRuns: 300 },
     )
   })
 
-  it("property: step by step equals one feed call", () => {
+  it("property: a Tx and the spilled changes of an oversized one name the same rows as the messages", () => {
     fc.assert(
       fc.property(streamArb, ({ msgs, maxChangesPerTx }) => {
-        let state = initialAssembly(maxChangesPerTx)
-        const stepped: AssemblyEvent[] = []
-        for (const m of msgs) {
-          const r = step(state, m)
-          state = r.state
-          stepped.push(...r.events)
-        }
-        expect(normalize(stepped)).toEqual(normalize(feed(initialAssembly(maxChangesPerTx), msgs).events))
+        const rows = (events: ReadonlyArray<AssemblyEvent>) =>
+          events.flatMap((e) =>
+            e._tag === "Tx"
+              ? e.tx.changes.map((c) => `${c.rel.name}:${c.pk}`)
+              : e._tag === "Spill"
+                ? e.changes.map((c) => `${c.table}:${c.pk}`)
+                : [],
+          )
+        const unbounded = rows(assembleAll({ maxChangesPerTx: 1_000_000 }, msgs))
+        expect(rows(assembleAll({ maxChangesPerTx }, msgs))).toEqual(unbounded)
+        expect(normalize(assembleAll({ maxChangesPerTx }, msgs))).toEqual(
+          normalize(assembleAll({ maxChangesPerTx }, msgs)),
+        )
       }),
-      { numRuns: 100 },
+      { numRuns: 200 },
     )
   })
 })

@@ -8,7 +8,7 @@ import type {
   Tuple,
   TupleValue,
 } from "../../domain/PgMessage.ts"
-import { type AssemblyEvent, feed, initialAssembly, type Tx } from "../../domain/TxAssembler.ts"
+import { type AssemblyEvent, assembleAll, type Tx } from "../../domain/TxAssembler.ts"
 
 export const OID = { bool: 16, int8: 20, int4: 23, text: 25, jsonb: 3802 } as const
 
@@ -20,7 +20,7 @@ export const relation = (
   columns: ReadonlyArray<RelationColumn>,
   opts: { schema?: string; replicaIdentity?: ReplicaIdentity; primaryKey?: ReadonlyArray<string> } = {},
 ): RelationMessage => ({
-  tag: "relation",
+  _tag: "relation",
   relationId,
   schema: opts.schema ?? "public",
   name,
@@ -51,15 +51,15 @@ export const auditLog = relation(AUDIT_LOG, "audit_log", [col("id", OID.int4, tr
 
 export const SCHEMA: ReadonlyArray<PgMessage> = [orders, lineItems, auditLog]
 
-export const begin = (xid: number, commitTime = 0n): PgMessage => ({ tag: "begin", finalLsn: 0n, commitTime, xid })
+export const begin = (xid: number, commitTime = 0n): PgMessage => ({ _tag: "begin", finalLsn: 0n, commitTime, xid })
 export const commit = (commitLsn: bigint, commitTime = 0n): PgMessage => ({
-  tag: "commit",
+  _tag: "commit",
   commitLsn,
   endLsn: commitLsn + 8n,
   commitTime,
 })
 export const insert = (relationId: number, newTuple: ReadonlyArray<TupleValue>): PgMessage => ({
-  tag: "insert",
+  _tag: "insert",
   relationId,
   newTuple,
 })
@@ -67,16 +67,17 @@ export const update = (
   relationId: number,
   newTuple: ReadonlyArray<TupleValue>,
   old: { key?: Tuple; old?: Tuple } = {},
-): PgMessage => ({ tag: "update", relationId, keyTuple: old.key ?? null, oldTuple: old.old ?? null, newTuple })
+): PgMessage => ({ _tag: "update", relationId, keyTuple: old.key ?? null, oldTuple: old.old ?? null, newTuple })
 export const del = (relationId: number, old: { key?: Tuple; old?: Tuple }): PgMessage => ({
-  tag: "delete",
+  _tag: "delete",
   relationId,
   keyTuple: old.key ?? null,
   oldTuple: old.old ?? null,
 })
 
-export const assemble = (msgs: ReadonlyArray<PgMessage>, maxChangesPerTx = 10_000) =>
-  feed(initialAssembly(maxChangesPerTx), msgs)
+export const assemble = (msgs: ReadonlyArray<PgMessage>, maxChangesPerTx = 10_000, maxTxBytes?: number) => ({
+  events: assembleAll({ maxChangesPerTx, maxTxBytes }, msgs),
+})
 
 export const txEvents = (events: ReadonlyArray<AssemblyEvent>): Tx[] =>
   events.flatMap((e) => (e._tag === "Tx" ? [e.tx] : []))

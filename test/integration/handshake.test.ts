@@ -124,7 +124,7 @@ describe("step 5: X-Request-ID", () => {
 })
 
 describe("step 7: the backend's answer", () => {
-  it.each([401, 403, 404])("backend %i → same status, JSON body passed through", async (status) => {
+  it.each([401, 403, 404, 429])("backend %i → same status, JSON body passed through", async (status) => {
     env.auth.answers.set("deny-token", { status, body: `{"detail":"denied ${status}"}` })
     const a = await request("/sse/v1/orders/1", { authorization: "Bearer deny-token" })
     expect(a.status).toBe(status)
@@ -133,9 +133,20 @@ describe("step 7: the backend's answer", () => {
     expectNoSse(a)
   })
 
+  it("backend 429 → its Retry-After passes through too", async () => {
+    env.auth.answers.set("limited-token", {
+      status: 429,
+      body: '{"error":"slow down"}',
+      headers: { "retry-after": "7" },
+    })
+    const a = await request("/sse/v1/orders/1", { authorization: "Bearer limited-token" })
+    expect(a.status).toBe(429)
+    expect(a.headers["retry-after"]).toBe("7")
+    expect(a.body).toBe('{"error":"slow down"}')
+  })
+
   it.each([
     ["a 500", { status: 500, body: "oops" }],
-    ["a 429", { status: 429, body: "{}" }],
     ["a 302", { status: 302, body: "" }],
     ["bad JSON", { status: 200, body: "{not json" }],
     ["no user_id", { status: 200, body: { tables: { orders: ["id"] } } }],

@@ -14,8 +14,10 @@ beforeAll(async () => {
     env: {
       WALERA_ROUTER_HEARTBEAT_INTERVAL: "300ms",
       WALERA_LIMITS_PER_USER_CONCURRENT: "5000",
-      // This file is about shutdown: a loaded CI box must not turn 1000 parallel opens into auth timeouts.
+      // This file is about shutdown: a loaded CI box must not turn 1000 parallel opens into auth timeouts,
+      // nor refuse the ones beyond the default 256 auth calls in flight.
       WALERA_AUTH_REQUEST_TIMEOUT: "20s",
+      WALERA_AUTH_MAX_CONCURRENT_CALLS: "1000",
     },
   })
   await env.db.sql("INSERT INTO orders (id) VALUES (1), (2)")

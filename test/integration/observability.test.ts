@@ -113,7 +113,7 @@ describe("metrics move", () => {
 })
 
 describe("logs", () => {
-  it("carry stream id, channel, user id and request id, and never a secret or a row value", async () => {
+  it("carry subscriber id, channel, user id, request id and trace ids, and never a secret or a row value", async () => {
     const s = await openSse(env.walera.url, "/sse/v1/orders/2", {
       authorization: `Bearer ${SECRETS.token}`,
       cookie: `session=${SECRETS.cookie}`,
@@ -126,9 +126,16 @@ describe("logs", () => {
     await env.db.sql("UPDATE orders SET status = 'x' WHERE id IN (1, 2)")
     await env.settle()
     const lines = env.walera.logLines()
-    const opened = lines.find((l) => l["msg"] === "stream opened" && l["request_id"] === "obs-req-1")
-    expect(opened).toMatchObject({ channel: "orders:2", user_id: "obs-user", stream_id: expect.any(Number) })
-    expect(lines.some((l) => l["msg"] === "stream closed" && l["request_id"] === "obs-req-1")).toBe(true)
+    const accepted = lines.find((l) => l["msg"] === "subscriber accepted" && l["request_id"] === "obs-req-1")
+    // Written inside the open's span, so it carries the trace and span ids.
+    expect(accepted).toMatchObject({
+      channel: "orders:2",
+      user_id: "obs-user",
+      trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      span_id: expect.stringMatching(/^[0-9a-f]{16}$/),
+    })
+    const closed = lines.find((l) => l["msg"] === "subscriber closed" && l["request_id"] === "obs-req-1")
+    expect(closed).toMatchObject({ channel: "orders:2", subscriber_id: expect.any(Number), reason: "client_closed" })
     const text = env.walera.logs()
     for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret)
     expect(text).not.toContain("session=")

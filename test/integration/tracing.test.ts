@@ -34,11 +34,15 @@ beforeAll(async () => {
       WALERA_HTTP_ADDR: `127.0.0.1:${port}`,
     },
   })
-  if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems))
+  if (loaded._tag === "Invalid") throw new Error(JSON.stringify(loaded.problems))
+  const settings = Tracing.settingsFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://unused" }, "test")!
   const layer = App.layer({
     config: loaded.config,
     log: makeLog({ level: "error", pretty: false }),
-    tracing: Tracing.layerWith(new SimpleSpanProcessor(exporter), "test") as Layer.Layer<never>,
+    tracing: {
+      layer: Tracing.layerWith(new SimpleSpanProcessor(exporter), settings) as Layer.Layer<never>,
+      enabled: true,
+    },
   })
   fiber = Effect.runFork(Layer.launch(layer))
   await waitUntil(
@@ -59,20 +63,20 @@ describe("spans", () => {
     expect(s.status).toBe(200)
     for (let i = 0; i < 5; i++) await db.sql("UPDATE orders SET status = $1 WHERE id = 1", [`s${i}`])
     await s.waitFor((c) => c.txs().length === 5, 10_000, "five txs")
-    await waitUntil(() => exporter.getFinishedSpans().some((x) => x.name === "Stream.refresh"), 5000, "a refresh")
+    await waitUntil(() => exporter.getFinishedSpans().some((x) => x.name === "Subscriber.refresh"), 5000, "a refresh")
     s.close()
     const spans = exporter.getFinishedSpans()
     const names = spans.map((x) => x.name)
     expect(names).toContain("WalSource.connect")
     expect(names).toContain("WalSource.prepare")
-    const open = spans.find((x) => x.name === "Stream.open")!
+    const open = spans.find((x) => x.name === "Subscriber.open")!
     expect(open.attributes["walera.channel"]).toBe("orders:1")
     const call = spans.find(
       (x) => x.name === "AuthBackend.openSession" && x.parentSpanContext?.spanId === open.spanContext().spanId,
     )
     expect(call).toBeDefined()
     expect(call!.spanContext().traceId).toBe(open.spanContext().traceId)
-    const refresh = spans.find((x) => x.name === "Stream.refresh")!
+    const refresh = spans.find((x) => x.name === "Subscriber.refresh")!
     expect(
       spans.some(
         (x) => x.name === "AuthBackend.openSession" && x.parentSpanContext?.spanId === refresh.spanContext().spanId,

@@ -22,13 +22,13 @@ const load = (env: Record<string, string | undefined>, yamlText?: string): Confi
 
 const config = (env: Record<string, string | undefined>, yamlText?: string): WaleraConfig => {
   const result = load(env, yamlText)
-  if (!result.ok) throw new Error(formatProblems(result.problems))
+  if (result._tag === "Invalid") throw new Error(formatProblems(result.problems))
   return result.config
 }
 
 const problems = (env: Record<string, string | undefined>, yamlText?: string): ReadonlyArray<ConfigProblem> => {
   const result = load(env, yamlText)
-  if (result.ok) throw new Error("expected configuration problems")
+  if (result._tag === "Loaded") throw new Error("expected configuration problems")
   return result.problems
 }
 
@@ -46,6 +46,7 @@ describe("loadConfig", () => {
         backendUrl: "https://auth.example.com",
         allowPlaintext: false,
         requestTimeoutMs: 2_000,
+        maxConcurrentCalls: 256,
         defaultTtlSeconds: 60,
         forwardedCookies: [],
         forwardedHeaders: [],
@@ -54,17 +55,52 @@ describe("loadConfig", () => {
       http: {
         host: "0.0.0.0",
         port: 8080,
+        admin: undefined,
+        tls: undefined,
+        headersTimeoutMs: 10_000,
+        maxConnections: 60_000,
+        h2MaxConcurrentStreams: 1_000,
         corsOrigins: [],
         maxPayloadBytes: 10_485_760,
         maxBufferedBytesPerSubscriber: 1_048_576,
         writeTimeoutMs: 5_000,
       },
-      router: { heartbeatIntervalMs: 15_000, maxChangesPerTx: 10_000 },
+      router: {
+        heartbeatIntervalMs: 15_000,
+        maxChangesPerTx: 10_000,
+        maxTxBytes: 67_108_864,
+        replayMaxBytes: 67_108_864,
+        resumeWindowMs: 0,
+      },
       limits: { globalConcurrent: 50_000, perUserConcurrent: 10 },
       wal: { publicationName: "walera_pub", slotNamePrefix: "walera", bootstrap: "auto", bootstrapTables: [] },
-      shutdown: { deadlineMs: 10_000 },
+      shutdown: { deadlineMs: 10_000, reconnectSpreadMs: 30_000 },
       log: { level: "info" },
     })
+  })
+
+  it("reads the admin address, TLS files and resume window, and refuses half a TLS pair or a shared port", () => {
+    const c = config({
+      ...REQUIRED,
+      WALERA_HTTP_ADMIN_ADDR: "127.0.0.1:9090",
+      WALERA_HTTP_TLS_CERT_FILE: "/etc/walera/tls.crt",
+      WALERA_HTTP_TLS_KEY_FILE: "/etc/walera/tls.key",
+      WALERA_ROUTER_RESUME_WINDOW: "60s",
+    })
+    expect(c.http.admin).toEqual({ host: "127.0.0.1", port: 9090 })
+    expect(c.http.tls).toEqual({ certFile: "/etc/walera/tls.crt", keyFile: "/etc/walera/tls.key" })
+    expect(c.router.resumeWindowMs).toBe(60_000)
+    expect(config({ ...REQUIRED, WALERA_ROUTER_RESUME_WINDOW: "0" }).router.resumeWindowMs).toBe(0)
+    expect(only({ ...REQUIRED, WALERA_HTTP_TLS_CERT_FILE: "/x.crt" }).key).toBe("http.tls_key_file")
+    expect(only({ ...REQUIRED, WALERA_HTTP_ADMIN_ADDR: ":8080" }).key).toBe("http.admin_addr")
+  })
+
+  it("refuses hop-by-hop and trace headers in auth.forwarded_headers", () => {
+    for (const name of ["Connection", "Keep-Alive", "TE", "Trailer", "Upgrade", "Proxy-Authorization", "traceparent"]) {
+      const p = only({ ...REQUIRED, WALERA_AUTH_FORWARDED_HEADERS: `x-tenant,${name}` })
+      expect(p.key).toBe("auth.forwarded_headers")
+      expect(p.problem).toContain("reserved")
+    }
   })
 
   it("reads nested YAML keys", () => {
@@ -368,6 +404,18 @@ frobnicate: true
     expect(text).toContain("mysql://walera:***@db/app?password=***")
   })
 
+  it("never prints the password of a database.url too malformed to parse as a URL", () => {
+    for (const url of [
+      "postgresql:/walera:Sup3rS3cret@db/app",
+      "postgres//walera:Sup3rS3cret@db/app",
+      "walera:Sup3rS3cret@db",
+    ]) {
+      const text = formatProblems(problems({ ...REQUIRED, WALERA_DATABASE_URL: url }))
+      expect(text, url).not.toContain("Sup3rS3cret")
+      expect(text).toContain("database.url")
+    }
+  })
+
   it("hides token-looking values under auth", () => {
     const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.abc123"
     const found = problems(REQUIRED, `auth:\n  token: ${token}\n  forwarded_headers: ["Bearer ${token}"]\n`)
@@ -454,7 +502,7 @@ describe("canonicalOrigin", () => {
 
 describe("CONFIG_KEYS", () => {
   it("lists every key with its env var, a default and a reason", () => {
-    expect(CONFIG_KEYS).toHaveLength(26)
+    expect(CONFIG_KEYS).toHaveLength(37)
     for (const entry of CONFIG_KEYS) {
       expect(entry.env).toBe("WALERA_" + entry.key.toUpperCase().replaceAll(".", "_"))
       expect(entry.default).not.toBe("")

@@ -1,24 +1,21 @@
-// The fan-out's per-stream policies with in-memory sinks: heartbeats, the unsent-bytes
-// budget, a socket that accepts nothing for write_timeout, oversized transactions and frames.
-import { Effect } from "effect"
+// The fan-out's per-subscriber policies with in-memory sinks: heartbeats spread over the sweep's slices, the
+// unsent-bytes budget, a connection that accepts nothing for write_timeout, oversized transactions and frames,
+// replication loss, shutdown with a reconnect delay per subscriber, and replays from the window.
 import { describe, expect, it } from "vitest"
-import { Metrics } from "../../adapters/metrics/Metrics.ts"
+import type { SubscriberSink } from "../../domain/ports/Gateway.ts"
+import type { PgMessage } from "../../domain/PgMessage.ts"
+import { type AssemblyEvent, assembleAll, type Tx } from "../../domain/TxAssembler.ts"
 import { makeLog } from "../../adapters/telemetry/Log.ts"
-import type { StreamSink } from "../../domain/ports/StreamGateway.ts"
-import { type AssemblyEvent, feed, initialAssembly, type Tx } from "../../domain/TxAssembler.ts"
-import { Hub, type HubConfig } from "../../src/Hub.ts"
-
-const metrics = Effect.runSync(
-  Effect.gen(function* () {
-    return yield* Metrics
-  }).pipe(Effect.provide(Metrics.layer)),
-)
+import { AdmissionState } from "../../src/Admission.ts"
+import { Hub, type HubConfig, SWEEP_SLICES } from "../../src/Hub.ts"
+import { makeMemoryObservability } from "../support/MemoryObservability.ts"
 
 const config: HubConfig = {
   heartbeatIntervalMs: 1000,
   writeTimeoutMs: 5000,
   maxBufferedBytes: 1000,
   maxPayloadBytes: 4000,
+  replay: { retentionMs: 3000, maxBytes: 1 << 20 },
 }
 
 const sinkWith = () => {
@@ -26,12 +23,12 @@ const sinkWith = () => {
   let pending = 0
   let stalled = false
   let closed: string | undefined
-  const sink: StreamSink = {
+  const sink: SubscriberSink = {
     cork: () => {},
     uncork: () => {},
     write: (b) => {
       text += Buffer.from(b).toString()
-      // A socket that accepts nothing keeps every new byte unsent too.
+      // A connection that accepts nothing keeps every new byte unsent too.
       if (stalled) pending += b.length
     },
     pending: () => pending,
@@ -53,92 +50,122 @@ const sinkWith = () => {
   }
 }
 
-const make = () => {
+const make = (overrides: Partial<HubConfig> = {}) => {
   let now = 1_000_000
-  const hub = new Hub(config, metrics, makeLog({ level: "error", pretty: false }), () => now)
-  hub.walStarted()
+  const obs = makeMemoryObservability()
+  const admission = new AdmissionState({ globalConcurrent: 100, perUserConcurrent: 100 })
+  const leave = (userId: string) => {
+    admission.releaseUser(userId)
+    admission.releaseGlobal()
+  }
+  const hub = new Hub({ ...config, ...overrides }, obs, makeLog({ level: "error", pretty: false }), leave, () => now)
+  /** One full sweep cycle, tick by tick. */
+  const cycle = () => {
+    for (let i = 0; i < SWEEP_SLICES; i++) hub.sweepTick(now)
+  }
   return {
     hub,
+    obs,
+    admission,
+    now: () => now,
     advance: (ms: number) => {
       now += ms
-      hub.sweep(now)
+      cycle()
     },
     open: (pk: string | null, tables: Record<string, string[]> = { orders: ["status"] }) => {
       const s = sinkWith()
-      hub.reserveUser("u", 100)
-      const stream = hub.attach({
+      admission.tryGlobal()
+      admission.tryUser("u")
+      const subscriber = hub.attach({
         table: "orders",
         pk,
         channel: `orders:${pk ?? "all"}`,
         userId: "u",
         requestId: "r",
-        credentials: { authorization: "Bearer t", cookie: undefined, headers: [] },
         tables,
         sink: s.sink,
-        refreshAt: Number.POSITIVE_INFINITY,
-        expiresAt: Number.POSITIVE_INFINITY,
+        prefaceBytes: 0,
       })
-      return { ...s, stream }
+      return { ...s, subscriber }
     },
   }
 }
 
-const events = (status: string, rows: Array<[string, number]> = [["1", 1]], max = 100): AssemblyEvent[] => {
-  const msgs = [
-    {
-      tag: "relation" as const,
-      relationId: 1,
-      schema: "public",
-      name: "orders",
-      replicaIdentity: "default" as const,
-      columns: [
-        { name: "id", typeOid: 25, isKey: true },
-        { name: "status", typeOid: 25, isKey: false },
-      ],
-    },
-    { tag: "begin" as const, finalLsn: 1n, commitTime: 0n, xid: 7 },
-    ...rows.flatMap(([pk, n]) =>
-      Array.from({ length: n }, () => ({
-        tag: "update" as const,
-        relationId: 1,
-        keyTuple: null,
-        oldTuple: null,
-        newTuple: [pk, status],
-      })),
-    ),
-    { tag: "commit" as const, commitLsn: 1n, endLsn: 2n, commitTime: 0n },
-  ]
-  return feed(initialAssembly(max), msgs).events
+const ORDERS_REL: PgMessage = {
+  _tag: "relation",
+  relationId: 1,
+  schema: "public",
+  name: "orders",
+  replicaIdentity: "default",
+  columns: [
+    { name: "id", typeOid: 25, isKey: true },
+    { name: "status", typeOid: 25, isKey: false },
+  ],
 }
-const txOf = (status: string): Tx => {
-  const e = events(status).find((x) => x._tag === "Tx")
+
+let nextXid = 100
+const events = (status: string, rows: Array<[string, number]> = [["1", 1]], max = 100): AssemblyEvent[] => {
+  const msgs: PgMessage[] = [
+    ORDERS_REL,
+    { _tag: "begin", finalLsn: 1n, commitTime: 0n, xid: nextXid++ },
+    ...rows.flatMap(([pk, n]) =>
+      Array.from(
+        { length: n },
+        (): PgMessage => ({ _tag: "update", relationId: 1, keyTuple: null, oldTuple: null, newTuple: [pk, status] }),
+      ),
+    ),
+    { _tag: "commit", commitLsn: 1n, endLsn: 2n, commitTime: 0n },
+  ]
+  return assembleAll({ maxChangesPerTx: max }, msgs)
+}
+const txOf = (status: string, pk = "1"): Tx => {
+  const e = events(status, [[pk, 1]]).find((x) => x._tag === "Tx")
   if (e?._tag !== "Tx") throw new Error("no tx")
   return e.tx
 }
+const route = (hub: Hub, list: ReadonlyArray<AssemblyEvent>) => {
+  for (const e of list) {
+    if (e._tag === "Tx") hub.dispatch(e.tx)
+    if (e._tag === "Spill") hub.spill(e.xid, e.changes)
+    if (e._tag === "Oversized") hub.oversizedCommit(e.xid, e.tables, e.changeCount, "router.max_changes_per_tx")
+  }
+}
 
 describe("heartbeat", () => {
-  it("writes ':' only to streams idle for the interval", () => {
+  it("writes ':' only to subscribers idle for the interval", () => {
     const h = make()
     const idle = h.open("1")
     const busy = h.open("2")
     h.advance(600)
-    h.hub.dispatch({
-      ...txOf("x"),
-      changes: txOf("x").changes.map((c) => ({ ...c, pk: "2" })),
-      tables: new Map([["orders", { firstPk: "2", multi: false }]]),
-    })
+    h.hub.dispatch(txOf("x", "2"))
     h.advance(500)
     expect(idle.text()).toBe(":\n\n")
     expect(busy.text()).not.toContain(":\n\n")
   })
+
+  it("spreads the heartbeats of subscribers opened together over the sweep's ticks", () => {
+    const h = make()
+    const subs = Array.from({ length: SWEEP_SLICES * 5 }, (_, i) => h.open(String(i)))
+    const beatsPerTick: number[] = []
+    let seen = 0
+    for (let i = 0; i < SWEEP_SLICES; i++) {
+      h.hub.sweepTick(h.now() + 2000)
+      const total = subs.filter((s) => s.text() !== "").length
+      beatsPerTick.push(total - seen)
+      seen = total
+    }
+    expect(seen).toBe(subs.length)
+    // No tick writes more than its share: a burst of every heartbeat at once would delay transactions behind it.
+    expect(Math.max(...beatsPerTick)).toBe(5)
+  })
 })
 
 describe("batching", () => {
-  it("events dispatched in one tick leave in one uncorked write per socket", async () => {
+  it("events dispatched in one tick leave in one uncorked write per connection", async () => {
     const h = make()
     const calls: string[] = []
     const s = h.open(null)
-    const sink = s.stream.sink as { cork: () => void; uncork: () => void }
+    const sink = s.subscriber.sink as { cork: () => void; uncork: () => void }
     sink.cork = () => void calls.push("cork")
     sink.uncork = () => void calls.push("uncork")
     for (const status of ["a", "b", "c"]) h.hub.dispatch(txOf(status))
@@ -150,7 +177,7 @@ describe("batching", () => {
 })
 
 describe("slow consumers", () => {
-  it("unsent bytes over the budget once the tick's writes are out end the stream with slow_consumer", async () => {
+  it("unsent bytes over the budget once the tick's writes are out end the subscriber with slow_consumer", async () => {
     const h = make()
     const s = h.open("1")
     s.setPending(1001)
@@ -158,10 +185,11 @@ describe("slow consumers", () => {
     expect(s.closed()).toBe(undefined)
     await new Promise((r) => process.nextTick(r))
     expect(s.closed()).toBe('event: error\ndata: {"reason":"slow_consumer"}\n\n')
-    expect(s.stream.open).toBe(false)
+    expect(s.subscriber.open).toBe(false)
+    expect(h.obs.count("txDropped:slow_consumer")).toBe(1)
   })
 
-  it("a socket that accepts nothing for write_timeout is disconnected; one that drains slowly is not", () => {
+  it("a connection that accepts nothing for write_timeout is dropped; one that drains slowly is not", () => {
     const h = make()
     const stalled = h.open("1")
     const slowButMoving = h.open("1")
@@ -179,54 +207,100 @@ describe("slow consumers", () => {
 })
 
 describe("size limits", () => {
-  it("a frame over http.max_payload_bytes ends that audience's streams with tx_too_large", () => {
+  it("a frame over http.max_payload_bytes ends that audience's subscribers with tx_too_large", () => {
     const h = make()
     const s = h.open("1")
     h.hub.dispatch(txOf("y".repeat(5000)))
     expect(s.closed()).toBe('event: error\ndata: {"reason":"tx_too_large"}\n\n')
   })
 
-  it("an oversized transaction touching one root ends its streams; a multi-root one is dropped instead", () => {
+  it("an oversized transaction touching one root ends its subscribers; a multi-root one is dropped instead", () => {
     const h = make()
     const one = h.open("1")
     const other = h.open("9")
-    for (const e of events("z", [["1", 5]], 3)) {
-      if (e._tag === "Spill") h.hub.spill(e.xid, e.changes)
-      if (e._tag === "Oversized") h.hub.oversizedCommit(e.xid, e.tables, e.changeCount)
-    }
+    route(h.hub, events("z", [["1", 5]], 3))
     expect(one.closed()).toBe('event: error\ndata: {"reason":"tx_too_large"}\n\n')
     expect(other.closed()).toBe(undefined)
     const all = h.open(null)
-    for (const e of events(
-      "z",
-      [
-        ["2", 3],
-        ["3", 3],
-      ],
-      3,
-    )) {
-      if (e._tag === "Spill") h.hub.spill(e.xid, e.changes)
-      if (e._tag === "Oversized") h.hub.oversizedCommit(e.xid, e.tables, e.changeCount)
-    }
+    route(
+      h.hub,
+      events(
+        "z",
+        [
+          ["2", 3],
+          ["3", 3],
+        ],
+        3,
+      ),
+    )
     expect(all.closed()).toBe(undefined)
     expect(all.text()).toBe("")
+    expect(h.obs.count("txDropped:multi_root")).toBe(1)
   })
 })
 
 describe("lifecycle", () => {
-  it("walLost sends wal_disconnected to every stream; shutdown sends the shutdown frame", () => {
+  it("replication loss sends wal_disconnected to every subscriber, empties the window and frees every slot", () => {
     const h = make()
     const a = h.open("1")
     const b = h.open(null)
-    h.hub.walLost()
+    h.hub.dispatch(txOf("a"))
+    expect(h.hub.window.size).toBe(1)
+    h.hub.replicationLost()
     expect(a.closed()).toBe('event: error\ndata: {"reason":"wal_disconnected"}\n\n')
     expect(b.closed()).toBe('event: error\ndata: {"reason":"wal_disconnected"}\n\n')
-    expect(h.hub.walStreaming).toBe(false)
-    h.hub.walStarted()
-    const c = h.open("1")
-    h.hub.shutdown()
-    expect(c.closed()).toBe('event: shutdown\ndata: {"reason":"service_restart"}\n\n')
+    expect(h.hub.window.size).toBe(0)
     expect(h.hub.size).toBe(0)
-    expect(h.hub.reserveUser("u", 1)).toBe(true)
+    expect(h.admission.inUse).toBe(0)
+  })
+
+  it("shutdown sends each subscriber its own retry: delay in [1 s, spread] right before the shutdown frame", () => {
+    const h = make()
+    const subs = Array.from({ length: 50 }, (_, i) => h.open(String(i)))
+    let r = 0
+    h.hub.shutdown(30_000, () => (r = (r + 0.37) % 1))
+    const delays = subs.map((s) => {
+      const m = /^retry: (\d+)\n\nevent: shutdown\ndata: \{"reason":"service_restart"\}\n\n$/.exec(s.closed() ?? "")
+      expect(m, s.closed()).not.toBeNull()
+      return Number(m![1])
+    })
+    for (const d of delays) {
+      expect(d).toBeGreaterThanOrEqual(1000)
+      expect(d).toBeLessThanOrEqual(30_000)
+    }
+    expect(new Set(delays).size).toBeGreaterThan(10)
+    expect(h.hub.size).toBe(0)
+    expect(h.admission.inUse).toBe(0)
+  })
+})
+
+describe("replay", () => {
+  it("replays, through the subscriber's grant and in commit order, what touched it since a position", () => {
+    const h = make()
+    const position = h.hub.window.position()
+    h.hub.dispatch(txOf("a", "1"))
+    h.hub.dispatch(txOf("b", "2"))
+    h.hub.dispatch(txOf("c", "1"))
+    const r = h.hub.replay("orders", "1", { orders: ["status"] }, position)
+    expect(r._tag).toBe("Frames")
+    if (r._tag !== "Frames") return
+    expect(r.count).toBe(2)
+    expect([...r.frames.matchAll(/"status":"(\w)"/g)].map((m) => m[1])).toEqual(["a", "c"])
+    const narrow = h.hub.replay("orders", "1", { orders: [] }, position)
+    expect(narrow._tag === "Frames" && narrow.count).toBe(0)
+    const all = h.hub.replay("orders", null, { orders: ["status"] }, position)
+    expect(all._tag === "Frames" && all.count).toBe(3)
+  })
+
+  it("is unavailable when the window no longer reaches back, or passes a transaction too large to hold", () => {
+    const h = make({ replay: { retentionMs: 3000, maxBytes: 600 } })
+    const position = h.hub.window.position()
+    for (const s of ["a", "b", "c", "d", "e"]) h.hub.dispatch(txOf(s))
+    expect(h.hub.replay("orders", "1", { orders: ["status"] }, position)._tag).toBe("Unavailable")
+    const h2 = make()
+    const p2 = h2.hub.window.position()
+    route(h2.hub, events("z", [["1", 5]], 3))
+    expect(h2.hub.replay("orders", "1", { orders: ["status"] }, p2)._tag).toBe("Unavailable")
+    expect(h2.hub.replay("orders", "2", { orders: ["status"] }, p2)._tag).toBe("Frames")
   })
 })

@@ -18,8 +18,8 @@ export interface AuthCall {
 
 /** What to answer for a token: a grant (200), or a status with a body. */
 export type Answer =
-  | { readonly status: 200; readonly body: GrantBody | string }
-  | { readonly status: number; readonly body: string }
+  | { readonly status: 200; readonly body: GrantBody | string; readonly headers?: Record<string, string> }
+  | { readonly status: number; readonly body: string; readonly headers?: Record<string, string> }
   | { readonly hang: true }
 
 export interface AuthServer {
@@ -59,7 +59,7 @@ export const startAuthServer = async (): Promise<AuthServer> => {
         hanging.add(res)
         return
       }
-      res.writeHead(answer.status, { "content-type": "application/json" })
+      res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers })
       res.end(typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body))
     })
   })
