@@ -209,6 +209,8 @@ export const connect = <InitialData = unknown>(options: ConnectOptions<InitialDa
           }
           decideNormal()
         }
+        // Before the callback, so it can store the id with its state; a throwing callback clears it again below.
+        if (ev.id !== "") resumeId = ev.id
         switch (decoded.type) {
           case "resumed":
             // Too late to be a resume: the resync already happened; the replay after it converges when applied.
@@ -234,7 +236,6 @@ export const connect = <InitialData = unknown>(options: ConnectOptions<InitialDa
             return "shutdown"
           }
         }
-        if (ev.id !== "") resumeId = ev.id
         return undefined
       },
     }

@@ -399,6 +399,7 @@ describe("connect: resume or resync", () => {
     })
     const mirror: WaleraMirror = new Map()
     let initialDataApplied = 0
+    const idsInOnTx: Array<string | undefined> = []
     const { conn, log } = resuming(server.url, {
       onInitialData: (d) => {
         initialDataApplied++
@@ -408,6 +409,7 @@ describe("connect: resume or resync", () => {
       onTx: (t) => {
         applyTx(mirror, t)
         log.push(`tx:${t.tx_id}`)
+        idsInOnTx.push(conn.lastEventId) // what an app would store with its mirror
       },
     })
     await waitFor("the replayed tx", () => log.includes("tx:103"))
@@ -427,6 +429,7 @@ describe("connect: resume or resync", () => {
     expect(mirror.get("orders")!.get("42")).toEqual({ id: 42, status: "shipped" })
     expect(initialDataApplied).toBe(1)
     expect(conn.lastEventId).toBe("103")
+    expect(idsInOnTx).toEqual(["101", "102", "103"])
   })
 
   it("a reconnect the server answers with a normal open resyncs, and forgets the old id", async () => {
