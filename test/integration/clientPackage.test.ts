@@ -124,7 +124,10 @@ describe("the packed client", () => {
       )
     expect(await compile("check.ts")).toBe("")
     // And the compiler does look at them: a wrong callback type is an error.
-    await writeFile(join(project, "wrong.ts"), CHECK.replace("const id: number = data.id", "const id: string = data.id"))
+    await writeFile(
+      join(project, "wrong.ts"),
+      CHECK.replace("const id: number = data.id", "const id: string = data.id"),
+    )
     expect(await compile("wrong.ts")).toMatch(/wrong\.ts.*TS2322/)
   })
 })
