@@ -207,7 +207,8 @@ export const connect = <InitialData = unknown>(options: ConnectOptions<InitialDa
             call(() => options.onResumed?.(info))
             return undefined
           }
-          decideNormal()
+          // A stream that ends before saying anything about state leaves the id for the next open to try.
+          if (decoded.type !== "error" && decoded.type !== "shutdown") decideNormal()
         }
         // Before the callback, so it can store the id with its state; a throwing callback clears it again below.
         if (ev.id !== "") resumeId = ev.id

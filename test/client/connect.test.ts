@@ -483,6 +483,33 @@ describe("connect: resume or resync", () => {
     expect(conn.lastEventId).toBeUndefined()
   })
 
+  it("a reconnect that ends with shutdown or error before any state keeps the id and does not resync", async () => {
+    const server = await startServer((req, res) => {
+      openSse(res)
+      if (req.n === 1) res.end(txFrame(5, "x"))
+      else if (req.n === 2) res.end(`retry: 10\n\n${frame("shutdown", { reason: "service_restart" })}`)
+      else if (req.n === 3) res.end(frame("error", { reason: "auth_unavailable" }))
+      else res.write(frame("resumed", { last_event_id: req.headers["last-event-id"] }))
+    })
+    const { log } = resuming(server.url)
+    await waitFor("resumed", () => log.includes("resumed:5"))
+    expect(log).toEqual([
+      "open",
+      "resync",
+      "tx:5",
+      "close:end:true",
+      "open",
+      "shutdown:service_restart",
+      "close:shutdown:true",
+      "open",
+      "error:auth_unavailable",
+      "close:auth_unavailable:true",
+      "open",
+      "resumed:5",
+    ])
+    expect(server.requests.map((r) => r.headers["last-event-id"])).toEqual([undefined, "5", "5", "5"])
+  })
+
   it("starts from a stored lastEventId and never resyncs when the server resumes it", async () => {
     const server = await startServer((req, res) => {
       openSse(res)
