@@ -168,6 +168,8 @@ export const startDemo = async (options: DemoOptions = {}): Promise<Demo> => {
         WALERA_WAL_PUBLICATION_NAME: "walera_pub",
         WALERA_WAL_BOOTSTRAP: "auto",
         WALERA_AUTH_DEFAULT_TTL_SECONDS: "60",
+        // The UI's "drop connection" resumes instead of refetching where the server supports it (ignored otherwise).
+        WALERA_ROUTER_RESUME_WINDOW: "60s",
       },
     })
     stops.push({ name: "walera", run: () => stopChild(walera) })

@@ -1,6 +1,7 @@
-// Walera demo UI: subscribes to one todo list over SSE, mirrors every event into IndexedDB (Dexie) and renders only
-// from that mirror via liveQuery; writes go to the product API with an optimistic overlay that the stream confirms.
-import { fetchEventSource } from "@microsoft/fetch-event-source"
+// Walera demo UI: follows one todo list with the project's own client (@walera/client), mirrors every event into
+// IndexedDB (Dexie) and renders only from that mirror via liveQuery; writes go to the product API with an optimistic
+// overlay that the stream confirms.
+import { applyTxAsync, connect } from "@walera/client"
 import Dexie, { liveQuery } from "dexie"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -65,22 +66,18 @@ const replaceSubtree = (subtree) =>
     await db.subtasks.bulkPut(subtaskRows)
   })
 
+/** The Dexie tables as a keyed store for the client's mirror helper; tables the demo does not mirror are skipped. */
+const store = {
+  get: (table, pk) => (MIRRORED.has(table) ? db.table(table).get(Number(pk)) : undefined),
+  set: (table, pk, row) => (MIRRORED.has(table) ? db.table(table).put({ ...coerce(row), id: Number(pk) }) : undefined),
+  delete: (table, pk) => (MIRRORED.has(table) ? db.table(table).delete(Number(pk)) : undefined),
+}
+
 /** One tx event = one Dexie transaction: insert → put, update → merge (data is partial!), delete → delete. */
-const applyTx = (tx) =>
-  db.transaction("rw", db.todo_lists, db.tasks, db.subtasks, async () => {
-    for (const change of tx.changes) {
-      if (!MIRRORED.has(change.table)) continue
-      const table = db.table(change.table)
-      const pk = Number(change.pk)
-      noteColumns(change.table, change.data)
-      if (change.op === "delete") await table.delete(pk)
-      else if (change.op === "insert") await table.put({ ...coerce(change.data), id: pk })
-      else {
-        const existing = await table.get(pk)
-        await table.put({ ...existing, ...coerce(change.data), id: pk })
-      }
-    }
-  })
+const applyTx = (tx) => {
+  for (const change of tx.changes) if (MIRRORED.has(change.table)) noteColumns(change.table, change.data)
+  return db.transaction("rw", db.todo_lists, db.tasks, db.subtasks, () => applyTxAsync(store, tx))
+}
 
 // Events arrive faster than IndexedDB commits: apply them strictly one after another, in stream order.
 let applying = Promise.resolve()
@@ -90,7 +87,9 @@ const enqueue = (work) => {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Connection: fetch-event-source (native EventSource cannot send Authorization), our own jittered backoff
+// Connection: @walera/client over fetch (a native EventSource cannot send Authorization). On every reconnect it sends
+// the last tx id: the server either resumes (replays what we missed, no refetch) or opens normally (initial_data
+// again). The status line says which happened.
 
 const conn = $("conn-state")
 const setConn = (state, detail = "") => {
@@ -98,120 +97,63 @@ const setConn = (state, detail = "") => {
   conn.textContent = detail ? `${state} · ${detail}` : state
   conn.title = detail
 }
+const sync = $("sync-state")
+const setSync = (kind, text) => {
+  sync.dataset.kind = kind
+  sync.textContent = text
+}
 
-let controller
-let attempt = 0
-const FATAL = new Set([401, 403, 404])
+let liveTimer
+let opens = 0
+const goLive = () => {
+  clearTimeout(liveTimer)
+  if (conn.dataset.state !== "live") setConn("live")
+}
 
-/** Opens one stream; resolves with why it ended: { reason, fatal }. */
-const openStream = (signal) =>
-  new Promise((resolve) => {
-    let reason = "stream closed"
-    let liveTimer
-    const goLive = () => {
+/** Starts following the list; called last, once everything the callbacks use is defined. */
+const follow = () =>
+  connect({
+    url: streamUrl,
+    headers: { Authorization: `Bearer ${token}` },
+    backoff: { baseMs: 500, maxMs: 15_000 },
+    onOpen() {
+      setConn("syncing", "waiting for the first frame")
+    },
+    onResync() {
+      opens += 1
+      setSync(opens === 1 ? "initial" : "resynced", opens === 1 ? "synced" : "resynced")
+      setConn("syncing", "waiting for initial_data")
+      liveTimer = setTimeout(goLive, 2000) // a grant without initial_data is live right away
+    },
+    onResumed({ last_event_id }) {
+      opens += 1
+      setSync("resumed", `resumed from tx ${last_event_id}`)
+      goLive()
+    },
+    onInitialData(data) {
+      enqueue(() => replaceSubtree(data)).then(() => {
+        clearOverlays() // the snapshot is the truth now
+        goLive()
+      })
+    },
+    onTx(tx) {
+      const receivedAt = Date.now()
+      recordEvent(tx, receivedAt)
+      enqueue(() => applyTx(tx)).then(() => {
+        pendingLatency = { tx, receivedAt }
+      })
+      if (conn.dataset.state === "syncing") goLive()
+    },
+    onClose({ reason, willRetry, retryInMs }) {
       clearTimeout(liveTimer)
-      if (conn.dataset.state !== "live") setConn("live")
-      attempt = 0
-    }
-    fetchEventSource(streamUrl, {
-      headers: { Authorization: `Bearer ${token}` },
-      signal,
-      openWhenHidden: true,
-      async onopen(response) {
-        const type = response.headers.get("content-type") ?? ""
-        if (response.ok && type.startsWith("text/event-stream")) {
-          setConn("syncing", "waiting for initial_data")
-          liveTimer = setTimeout(goLive, 2000) // a grant without initial_data is live right away
-          return
-        }
-        let detail = `HTTP ${response.status}`
-        try {
-          const body = await response.json()
-          detail = `${response.status} ${body.error ?? body.reason ?? JSON.stringify(body)}`
-        } catch {}
-        const error = new Error(detail)
-        error.fatal = FATAL.has(response.status)
-        throw error
-      },
-      onmessage(message) {
-        switch (message.event) {
-          case "initial_data":
-            enqueue(() => replaceSubtree(JSON.parse(message.data))).then(() => {
-              clearOverlays() // the snapshot is the truth now
-              if (!signal.aborted) goLive()
-            })
-            break
-          case "tx": {
-            const tx = JSON.parse(message.data)
-            const receivedAt = Date.now()
-            recordEvent(tx, receivedAt)
-            enqueue(() => applyTx(tx)).then(() => {
-              pendingLatency = { tx, receivedAt }
-            })
-            if (conn.dataset.state === "syncing") goLive()
-            break
-          }
-          case "error":
-            reason = `error: ${safeParse(message.data).reason ?? message.data}`
-            break
-          case "shutdown":
-            reason = `shutdown: ${safeParse(message.data).reason ?? "service_restart"}`
-            break
-          default:
-            break // "retry:" prelude and ":" heartbeats
-        }
-      },
-      onclose() {},
-      onerror(error) {
-        throw error // no library retry: reconnecting is ours (backoff + resync)
-      },
-    }).then(
-      () => {
-        clearTimeout(liveTimer)
-        resolve({ reason: signal.aborted ? signal.reason?.message || "aborted" : reason })
-      },
-      (error) => {
-        clearTimeout(liveTimer)
-        resolve({ reason: error.message || String(error), fatal: error.fatal === true })
-      },
-    )
+      if (!willRetry) {
+        setConn("failed", reason)
+        toast(`Stream refused: ${reason}`, "error")
+        return
+      }
+      setConn("reconnecting", `${reason} · retry in ${(retryInMs / 1000).toFixed(1)} s`)
+    },
   })
-
-const safeParse = (text) => {
-  try {
-    return JSON.parse(text) ?? {}
-  } catch {
-    return {}
-  }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Exponential backoff with equal jitter: 0.5 s, 1 s, 2 s … capped at 15 s, each randomised to [d/2, d). */
-const backoffMs = (n) => {
-  const ceiling = Math.min(15_000, 500 * 2 ** Math.min(n, 10))
-  return ceiling / 2 + Math.random() * (ceiling / 2)
-}
-
-const run = async () => {
-  setConn("connecting")
-  for (;;) {
-    controller = new AbortController()
-    const { reason, fatal } = await openStream(controller.signal)
-    if (fatal) {
-      setConn("failed", reason)
-      toast(`Stream refused: ${reason}`, "error")
-      return
-    }
-    const delay = backoffMs(attempt)
-    attempt += 1
-    setConn("reconnecting", `${reason} · retry in ${(delay / 1000).toFixed(1)} s`)
-    await sleep(delay)
-    setConn("reconnecting", `${reason} · resyncing`)
-  }
-}
-
-$("btn-reconnect").addEventListener("click", () => controller?.abort(new Error("dropped by you")))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Live numbers: events per second and commit → render latency
@@ -566,4 +508,5 @@ fetch(`${config.apiUrl}/api/lists`, { headers: { Authorization: `Bearer ${token}
   })
   .catch(() => select.replaceChildren(h("option", { value: listId }, String(listId))))
 
-void run()
+const stream = follow()
+$("btn-reconnect").addEventListener("click", () => stream.reconnect())
