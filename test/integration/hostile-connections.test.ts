@@ -1,6 +1,7 @@
 // Attacks on connections rather than on the handshake (docs/security.md): headers that never
 // finish, more connections than Walera will hold, probes that must stay reachable on the admin
 // address, a malformed request inside a running stream, and a paused client that goes away.
+import http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
   expectWhole,
@@ -84,16 +85,20 @@ describe("more connections than http.max_connections", () => {
       for (const c of held) c.socket.destroy()
     }
     await sleep(200)
-    expect(await stack.total("walera_connections_rejected_total"), "walera_connections_rejected_total").toBeGreaterThanOrEqual(10)
+    expect(
+      await stack.total("walera_connections_rejected_total"),
+      "walera_connections_rejected_total",
+    ).toBeGreaterThanOrEqual(10)
     await expectWhole(stack, 6)
   })
 })
 
 describe("probes on http.admin_addr while the public address is full", () => {
   const MAX = 10
-  let stack: Stack
-  beforeAll(async () => {
-    stack = await startStack({
+
+  it("keep answering, and the public address serves only the stream endpoints", async () => {
+    // Started here, not in beforeAll: a Walera that ignores http.admin_addr fails this test, not its set-up.
+    const stack = await startStack({
       admin: true,
       env: {
         WALERA_HTTP_MAX_CONNECTIONS: String(MAX),
@@ -102,24 +107,29 @@ describe("probes on http.admin_addr while the public address is full", () => {
         WALERA_LIMITS_PER_USER_CONCURRENT: "6",
       },
     })
-  })
-  afterAll(async () => {
-    await stack?.close()
-  })
-
-  it("keep answering, and the public address serves only the stream endpoints", async () => {
-    const publicMetrics = await fetch(`${stack.url}/metrics`, { headers: { connection: "close" } })
-    expect(publicMetrics.status, "/metrics on the public address").toBe(404)
-    const held: RawConnection[] = []
-    for (let i = 0; i < MAX + 5; i++) held.push(await rawConnect(stack.port, HALF_HEADERS))
     try {
-      for (const path of ["/livez", "/healthz", "/readyz", "/metrics"]) {
-        expect((await stack.probe(path)).status, `${path} on the admin address during the flood`).toBe(200)
+      const publicMetrics = await new Promise<number>((resolve, reject) =>
+        http
+          .get(`${stack.url}/metrics`, { agent: false }, (res) => {
+            res.resume()
+            resolve(res.statusCode ?? 0)
+          })
+          .on("error", reject),
+      )
+      expect(publicMetrics, "/metrics on the public address").toBe(404)
+      const held: RawConnection[] = []
+      for (let i = 0; i < MAX + 5; i++) held.push(await rawConnect(stack.port, HALF_HEADERS))
+      try {
+        for (const path of ["/livez", "/healthz", "/readyz", "/metrics"]) {
+          expect((await stack.probe(path)).status, `${path} on the admin address during the flood`).toBe(200)
+        }
+      } finally {
+        for (const c of held) c.socket.destroy()
       }
+      await expectWhole(stack, 6)
     } finally {
-      for (const c of held) c.socket.destroy()
+      await stack.close()
     }
-    await expectWhole(stack, 6)
   })
 })
 

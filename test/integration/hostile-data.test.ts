@@ -123,7 +123,9 @@ describe("a REPLICA IDENTITY FULL table whose primary key cannot be looked up", 
     expect(docs.status).toBe(200)
     await stack.db.sql("UPDATE docs SET body = 'changed' WHERE id = 1")
     await Promise.race([docs.ended, sleep(20_000)])
-    expect(docs.raw(), "the docs stream is told about the gap").toMatch(/event: error\ndata: \{"reason":"wal_disconnected"\}\n\n$/)
+    expect(docs.raw(), "the docs stream is told about the gap").toMatch(
+      /event: error\ndata: \{"reason":"wal_disconnected"\}\n\n$/,
+    )
     // Once the catalog answers again, the table streams.
     await stack.db.sql("GRANT SELECT ON pg_catalog.pg_index TO PUBLIC")
     await waitUntil(async () => (await stack.probe("/healthz")).status === 200, 40_000, "replication to stream again")

@@ -24,7 +24,7 @@ export type Answer =
   | { readonly status: 200; readonly body: GrantBody | string; readonly headers?: Record<string, string> }
   | { readonly status: number; readonly body: string; readonly headers?: Record<string, string> }
   | { readonly hang: true }
-  | { readonly delayMs: number; readonly then: Answer }
+  | { readonly delayMs: number; readonly answer: Answer }
 
 /** What the backend saw in flight, so a test can tell Walera's own queue from the backend's. */
 export interface AuthLoad {
@@ -58,7 +58,7 @@ export const startAuthServer = async (): Promise<AuthServer> => {
     if ("delayMs" in answer) {
       const timer = setTimeout(() => {
         timers.delete(timer)
-        respond(res, answer.then)
+        respond(res, answer.answer)
       }, answer.delayMs)
       timers.add(timer)
       res.once("close", () => {
