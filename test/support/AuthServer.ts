@@ -43,7 +43,8 @@ export interface AuthServer {
   readonly close: () => Promise<void>
 }
 
-export const startAuthServer = async (): Promise<AuthServer> => {
+/** port: where to listen (default any free port), e.g. the port a running Walera was configured with. */
+export const startAuthServer = async (options: { readonly port?: number } = {}): Promise<AuthServer> => {
   const calls: AuthCall[] = []
   const answers = new Map<string, Answer | ((call: AuthCall) => Answer)>()
   const hanging = new Set<http.ServerResponse>()
@@ -100,7 +101,7 @@ export const startAuthServer = async (): Promise<AuthServer> => {
       respond(res, answer)
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", 1024, resolve))
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", 1024, resolve))
   const address = server.address()
   const port = typeof address === "object" && address !== null ? address.port : 0
   return {
