@@ -127,7 +127,8 @@ describe("a flood of opens against a healthy but slow auth backend", () => {
     expect(answers.filter((a) => a.status !== 200 && a.status !== 503).length, seen).toBe(0)
     expect(refused.length, seen).toBeGreaterThan(0)
     expect(answers.filter((a) => a.status === 200).length, seen).toBeGreaterThanOrEqual(MAX_CALLS)
-    expect(stack.auth.load.maxInFlight, "auth calls in flight at the backend").toBeLessThanOrEqual(MAX_CALLS)
+    // + 1: Walera's readiness probe of the backend may overlap the flood.
+    expect(stack.auth.load.maxInFlight, "auth calls in flight at the backend").toBeLessThanOrEqual(MAX_CALLS + 1)
     expect(await breakerState(stack), "breaker after the flood").toBe(0)
     await expectWhole(stack, undefined)
   }, 90_000)
