@@ -75,12 +75,16 @@ const post = (
       })
       res.on("error", (e) => unavailable("transport", e.message))
     })
-    // The clock starts when the request has a connection: time spent queued inside Walera is not the backend's.
-    req.once("socket", () => {
-      timer = setTimeout(() => {
-        unavailable("timeout", `auth backend did not answer within ${timeoutMs} ms`)
-        req.destroy()
-      }, timeoutMs)
+    // The clock starts when the request is on the wire: time spent in Walera before that (its own queue, a busy
+    // event loop) is not the backend's. A connection that cannot even be made in that time is the backend's.
+    const expire = (what: string) => () => {
+      unavailable("timeout", `auth backend ${what} within ${timeoutMs} ms`)
+      req.destroy()
+    }
+    timer = setTimeout(expire("did not accept the connection"), timeoutMs)
+    req.once("finish", () => {
+      clearTimeout(timer)
+      if (!settled) timer = setTimeout(expire("did not answer"), timeoutMs)
     })
     req.on("error", (e) => unavailable("transport", e.message))
     req.end(body)

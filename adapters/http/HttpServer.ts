@@ -302,6 +302,9 @@ export const layer = (config: HttpConfig) =>
 
       const h1 = http.createServer(h1Options(), onRequest(probesHere, true))
       h1.on("clientError", onClientError)
+      // node:http enforces headersTimeout from a timer it starts on "listening"; this server never listens itself
+      // (connections are handed to it), so it is told it does, or half-sent headers would be held forever.
+      h1.emit("listening")
 
       // ---------------------------------------------------------------------------------------------------------
       // HTTP/2
@@ -465,6 +468,7 @@ export const layer = (config: HttpConfig) =>
               if (--pending === 0) resume(Effect.void)
             }
             listener.close(done)
+            h1.close()
             admin?.close(done)
             for (const session of sessions) {
               session.goaway(http2.constants.NGHTTP2_NO_ERROR)
