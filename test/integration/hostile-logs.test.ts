@@ -131,7 +131,7 @@ describe("a flood of refused opens", () => {
     for (let i = 0; i < N; i += 5) {
       await Promise.all(
         Array.from({ length: 5 }, async (_, j) => {
-          const token = j % 2 === 0 ? "broken-token" : "unknown-token"
+          const token = (i + j) % 2 === 0 ? "broken-token" : "unknown-token"
           const r = await fetch(`${stack.url}/sse/v1/orders/1`, { headers: { authorization: `Bearer ${token}` } })
           await r.text()
         }),
