@@ -4,7 +4,9 @@
 // resource attributes, protocol and sampler from their variables. Off, it costs nothing.
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import type { Attributes } from "@opentelemetry/api"
+import { OTLPTraceExporter as OtlpGrpc } from "@opentelemetry/exporter-trace-otlp-grpc"
 import { OTLPTraceExporter as OtlpHttpJson } from "@opentelemetry/exporter-trace-otlp-http"
+import { OTLPTraceExporter as OtlpHttpProtobuf } from "@opentelemetry/exporter-trace-otlp-proto"
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -92,7 +94,17 @@ export const settingsFromEnv = (env: Env, version: string): TracingSettings | un
   }
 }
 
-const exporterFor = (_protocol: Protocol): SpanExporter => new OtlpHttpJson()
+/** The exporters read their endpoint, headers and timeout from the same OTEL_EXPORTER_OTLP_* variables. */
+const exporterFor = (protocol: Protocol): SpanExporter => {
+  switch (protocol) {
+    case "http/json":
+      return new OtlpHttpJson()
+    case "grpc":
+      return new OtlpGrpc()
+    case "http/protobuf":
+      return new OtlpHttpProtobuf()
+  }
+}
 
 export const layerWith = (spanProcessor: SpanProcessor, settings: Omit<TracingSettings, "protocol">) =>
   NodeSdk.layer(() => ({
