@@ -113,7 +113,10 @@ describe("h2c with prior knowledge, next to HTTP/1.1", () => {
       for (let i = 0; i < 12; i++) await env.db.sql("UPDATE orders SET status = $1 WHERE id = 5", [`${big}${i}`])
       await waitUntil(
         async () =>
-          metricValue((await env.walera.get("/metrics")).body, 'walera_subscriber_disconnects_total{reason="slow_consumer"}') >= 1,
+          metricValue(
+            (await env.walera.get("/metrics")).body,
+            'walera_subscriber_disconnects_total{reason="slow_consumer"}',
+          ) >= 1,
         15_000,
         "the stalled stream dropped as slow_consumer",
       )
@@ -160,9 +163,9 @@ describe("TLS with ALPN", () => {
     for (const s of streams.filter((_, i) => i % 2 === 0)) await s.waitFor((x) => x.raw().includes('"tls"'))
     expect(await env.walera.stop("SIGTERM")).toBe(0)
     await Promise.all(streams.map((s) => s.closed))
-    for (const s of streams) expect(s.raw()).toMatch(/retry: \d+\n\nevent: shutdown\ndata: \{"reason":"service_restart"\}\n\n$/)
+    for (const s of streams)
+      expect(s.raw()).toMatch(/retry: \d+\n\nevent: shutdown\ndata: \{"reason":"service_restart"\}\n\n$/)
     expect(h2.goaway()).toBe(true)
     h2.close()
   })
 })
-

@@ -60,7 +60,10 @@ export const connectH2 = async (url: string, options: { readonly tls?: boolean }
         headers: () => responseHeaders,
         raw: () => received,
         frames: () => parseFrames(received),
-        txIds: () => parseFrames(received).filter((f) => f.event === "tx").map((f) => Number(f.id)),
+        txIds: () =>
+          parseFrames(received)
+            .filter((f) => f.event === "tx")
+            .map((f) => Number(f.id)),
         closed: closedP,
         isClosed: () => closed,
         reset: () => req.close(http2.constants.NGHTTP2_CANCEL),
