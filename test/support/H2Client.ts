@@ -50,7 +50,12 @@ export const connectH2 = async (url: string, options: { readonly tls?: boolean }
       let status = 0
       let responseHeaders: http2.IncomingHttpHeaders = {}
       let closed = false
-      const closedP = new Promise<void>((r) => req.once("close", () => ((closed = true), r())))
+      const closedP = new Promise<void>((r) =>
+        req.once("close", () => {
+          closed = true
+          r()
+        }),
+      )
       req.on("error", () => {})
       req.on("data", (chunk: Buffer) => {
         received += decoder.write(chunk)
