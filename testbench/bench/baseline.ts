@@ -343,7 +343,10 @@ export class H2Baseline implements BaselineServer {
 
 type Msg = { type: "listen" } | { type: "run"; run: BaselineRun } | { type: "memory" } | { type: "close" }
 
-/** Standalone: serve until Ctrl-C, fanning out `--rate` tx/s over orders `--pks` (default frames, no PostgreSQL). */
+/**
+ * Standalone: serve until Ctrl-C, fanning out `--rate` tx/s over orders `--pks` (default frames, no PostgreSQL);
+ * `--auth-url` makes the HTTP/1.1 server call that auth backend per open, as Walera does.
+ */
 const runCli = async () => {
   const { values } = parseArgs({
     options: {
@@ -352,9 +355,10 @@ const runCli = async () => {
       rate: { type: "string", default: "0" },
       pks: { type: "string", default: "1-9990" },
       duration: { type: "string", default: "3600" },
+      "auth-url": { type: "string" },
     },
   })
-  const server: BaselineServer = values.protocol === "h2c" ? new H2Baseline() : new Http1Baseline()
+  const server: BaselineServer = values.protocol === "h2c" ? new H2Baseline() : new Http1Baseline(values["auth-url"])
   const port = await server.listen(Number(values.port))
   process.stdout.write(`plain ${values.protocol} SSE server on http://127.0.0.1:${port}\n`)
   const stop = async () => {
