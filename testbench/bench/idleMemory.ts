@@ -1,7 +1,7 @@
 // Where an idle stream's memory goes: opens N idle HTTP/1.1 (or h2c) streams to Walera and to the plain baselines and
 // breaks each server's growth down (V8 heap spaces, external memory, malloc arenas, memory mappings, live handles and,
 // optionally, heap-snapshot objects by constructor), before and after a forced full GC. The bench reports one number
-// per server; this is how docs/performance.md ("Where idle memory goes") explains it.
+// per server; this is how docs/performance.md ("Where idle memory goes") explains it. `npm run bench:idle -- --help`.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
