@@ -3,7 +3,6 @@
 // Writes bench-results/<timestamp>/report.{md,json} and exits non-zero when events went missing.
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import http from "node:http"
 import os from "node:os"
 import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
@@ -12,13 +11,26 @@ import { type EmbeddedPg, freePort, startEmbeddedPg } from "../../test/support/E
 import { Histogram, type Summary } from "../load/histogram.ts"
 import type { ConnectSummary, LoadGenOptions, LoadGenStats, StreamSpec } from "../load/loadgen.ts"
 import { startWriter, type Writer } from "../load/writer.ts"
-import type { BaselineServer } from "./baseline.ts"
+import type { BaselineResult, BaselineRun } from "./baseline.ts"
+import { SCHEMA, seed, startAuth, TOKENS, waleraBenchEnv } from "./fixtures.ts"
+import {
+  connectionsFor,
+  H2_FULL,
+  H2_QUICK,
+  h2Transport,
+  http1Transport,
+  openBatch,
+  SCENARIOS,
+  splitStreams,
+  waleraEnv,
+} from "./h2.ts"
 import { pidsNamed, Sampler, type WindowStats } from "./proc.ts"
 
 const repoRoot = resolve(import.meta.dirname, "../..")
 const LOADGEN = join(repoRoot, "testbench/load/loadgen.ts")
 const BASELINE = join(repoRoot, "testbench/bench/baseline.ts")
-const STREAMS_PER_LOADGEN = 15_000
+/** The Walera to measure: this checkout, or another one (BENCH_WALERA_ROOT) to compare commits with the same bench. */
+const waleraRoot = resolve(process.env["BENCH_WALERA_ROOT"] ?? repoRoot)
 const P99_TARGET_MS = 100
 
 const HELP = `Usage: npm run bench -- [options]
@@ -38,6 +50,12 @@ const HELP = `Usage: npm run bench -- [options]
   --out DIR               results directory (default bench-results/<timestamp>)
   --drop-one-event        forget one received event, so the run must report it missing and exit 1 (CI's check
                           that a missing event fails the bench)
+
+  --scenario h2-100k      (or --h2) SPEC §12.1 over prior-knowledge h2c: 99 990 orders/{pk} + 10 orders/all over
+                          1 000 HTTP/2 connections, 1 000 tx/s, 60 s, against a plain node:http2 server;
+                          with --quick 5 000 streams over 50 connections, 20 s
+  --sessions N            h2c connections (default 1 000, --quick 50); streams are shared evenly among them
+  --loadgen-processes N   load generator processes (default: one per 15 000 HTTP/1.1 or 25 000 h2c streams)
 `
 
 const { values: args } = parseArgs({
@@ -55,17 +73,25 @@ const { values: args } = parseArgs({
     "no-baseline": { type: "boolean", default: false },
     out: { type: "string" },
     "drop-one-event": { type: "boolean", default: false },
+    scenario: { type: "string", default: "spec12" },
+    h2: { type: "boolean", default: false },
+    sessions: { type: "string" },
+    "loadgen-processes": { type: "string" },
     help: { type: "boolean", default: false },
   },
   strict: true,
 })
+if (!(SCENARIOS as ReadonlyArray<string>).includes(args.scenario))
+  throw new Error(`--scenario must be one of ${SCENARIOS.join(", ")}, got ${args.scenario}`)
 if (args.help) {
   process.stdout.write(HELP)
   process.exit(0)
 }
 
 const quick = args.quick
-const streamCount = Number(args.streams ?? (quick ? 2000 : 10_000))
+const h2 = args.h2 || args.scenario === "h2-100k"
+const h2Defaults = quick ? H2_QUICK : H2_FULL
+const streamCount = Number(args.streams ?? (h2 ? h2Defaults.streams : quick ? 2000 : 10_000))
 const [exactCount, wildcardCount] = (() => {
   if (args.mix !== undefined) {
     const m = /^(\d+):(\d+)$/.exec(args.mix)
@@ -75,12 +101,18 @@ const [exactCount, wildcardCount] = (() => {
   const w = Math.min(10, streamCount)
   return [streamCount - w, w]
 })()
-const rate = Number(args.rate ?? (quick ? 500 : 2000))
-const duration = Number(args.duration ?? (quick ? 20 : 60))
-const warmup = Number(args.warmup ?? (quick ? 5 : 10))
+const rate = Number(args.rate ?? (h2 ? h2Defaults.rate : quick ? 500 : 2000))
+const duration = Number(args.duration ?? (h2 ? h2Defaults.duration : quick ? 20 : 60))
+const warmup = Number(args.warmup ?? (h2 ? h2Defaults.warmup : quick ? 5 : 10))
 const idleStreams = args["idle-streams"] === undefined ? 0 : Number(args["idle-streams"])
 const stepDuration = Number(args["step-duration"])
 const totalStreams = exactCount + wildcardCount
+const loadgenProcesses = args["loadgen-processes"] === undefined ? undefined : Number(args["loadgen-processes"])
+const transport = h2
+  ? h2Transport(totalStreams, Number(args.sessions ?? h2Defaults.sessions), loadgenProcesses)
+  : loadgenProcesses === undefined
+    ? http1Transport
+    : { ...http1Transport, processes: () => loadgenProcesses }
 const ordersToSeed = Math.max(10_000, exactCount)
 const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)
 const outDir = resolve(repoRoot, args.out ?? join("bench-results", stamp))
@@ -119,111 +151,6 @@ const track = (c: ChildProcess) => {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Schema and seed
-
-const SCHEMA = `
-DROP PUBLICATION IF EXISTS walera_pub;
-DROP TABLE IF EXISTS line_items;
-DROP TABLE IF EXISTS orders;
-CREATE TABLE orders (
-  id bigint PRIMARY KEY,
-  customer_id bigint NOT NULL,
-  status text NOT NULL,
-  total_cents int NOT NULL,
-  currency text NOT NULL,
-  note text,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE line_items (
-  id bigint PRIMARY KEY,
-  order_id bigint NOT NULL REFERENCES orders(id),
-  sku text NOT NULL,
-  qty int NOT NULL,
-  price_cents int NOT NULL,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX line_items_order_id ON line_items(order_id);
-CREATE OR REPLACE FUNCTION bench_bump_order() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE orders SET updated_at = now() WHERE id = NEW.order_id;
-  RETURN NULL;
-END $$;
-CREATE TRIGGER line_items_bump_order AFTER INSERT OR UPDATE ON line_items
-  FOR EACH ROW EXECUTE FUNCTION bench_bump_order();
-`
-
-const seed = (orders: number) => `
-INSERT INTO orders (id, customer_id, status, total_cents, currency, note)
-  SELECT g, 1 + g % 997, 'new', (g * 37) % 100000, 'EUR', 'order ' || g FROM generate_series(1, ${orders}) g;
-ALTER TABLE line_items DISABLE TRIGGER line_items_bump_order;
-INSERT INTO line_items (id, order_id, sku, qty, price_cents)
-  SELECT (o - 1) * 3 + k, o, 'SKU-' || ((o * 7 + k) % 5000), 1, 100 + (o + k) % 900
-  FROM generate_series(1, ${orders}) o, generate_series(1, 3) k;
-ALTER TABLE line_items ENABLE TRIGGER line_items_bump_order;
-CREATE PUBLICATION walera_pub FOR TABLE orders, line_items;
-ANALYZE orders; ANALYZE line_items;
-`
-
-// ---------------------------------------------------------------------------------------------------------------
-// Auth backend with two users
-
-const ALICE = {
-  user_id: "alice",
-  tables: {
-    orders: ["id", "customer_id", "status", "total_cents", "currency", "note", "created_at", "updated_at"],
-    line_items: ["id", "order_id", "sku", "qty", "price_cents", "updated_at"],
-  },
-  ttl_seconds: 0,
-}
-const BOB = {
-  user_id: "bob",
-  tables: { orders: ["id", "status", "total_cents", "updated_at"], line_items: ["id", "qty"] },
-  ttl_seconds: 0,
-}
-const TOKENS = ["bench-alice", "bench-bob"]
-
-const startAuth = async () => {
-  let calls = 0
-  const bodies: Record<string, string> = {
-    "bench-alice": JSON.stringify(ALICE),
-    "bench-bob": JSON.stringify(BOB),
-  }
-  const server = http.createServer((req, res) => {
-    req.resume()
-    req.on("end", () => {
-      calls++
-      const token = (req.headers.authorization ?? "").replace(/^Bearer\s+/i, "")
-      const body = bodies[token]
-      if (body !== undefined) {
-        res.writeHead(200, { "content-type": "application/json" })
-        res.end(body)
-      } else if (token === "") {
-        // readiness probe (no credential): answer like a healthy backend
-        res.writeHead(200, { "content-type": "application/json" })
-        res.end('{"user_id":"probe","tables":{}}')
-      } else {
-        res.writeHead(401, { "content-type": "application/json" })
-        res.end('{"error":"unknown token"}')
-      }
-    })
-  })
-  server.keepAliveTimeout = 60_000
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
-  const a = server.address()
-  const port = typeof a === "object" && a !== null ? a.port : 0
-  return {
-    port,
-    calls: () => calls,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections()
-        server.close(() => r())
-      }),
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Walera as a child process
 
 interface WaleraChild {
@@ -237,17 +164,10 @@ const startWalera = async (databaseUrl: string, authPort: number): Promise<Waler
   const port = await freePort()
   const child = track(
     spawn(process.execPath, ["src/main.ts"], {
-      cwd: repoRoot,
+      cwd: waleraRoot,
       env: {
-        PATH: process.env["PATH"] ?? "",
-        WALERA_DATABASE_URL: databaseUrl,
-        WALERA_AUTH_BACKEND_URL: `http://127.0.0.1:${authPort}`,
-        WALERA_AUTH_ALLOW_PLAINTEXT: "true",
-        WALERA_HTTP_ADDR: `127.0.0.1:${port}`,
-        WALERA_LOG_LEVEL: "warn",
-        WALERA_LIMITS_PER_USER_CONCURRENT: "100000",
-        WALERA_AUTH_DEFAULT_TTL_SECONDS: "0",
-        WALERA_WAL_BOOTSTRAP: "verify",
+        ...waleraBenchEnv(databaseUrl, authPort, port),
+        ...waleraEnv(transport, Math.max(totalStreams, idleStreams)),
         // For profiling, e.g. BENCH_WALERA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
         ...(process.env["BENCH_WALERA_NODE_OPTIONS"] ? { NODE_OPTIONS: process.env["BENCH_WALERA_NODE_OPTIONS"] } : {}),
       },
@@ -376,16 +296,17 @@ class LoadGenChild {
 class LoadGenGroup {
   readonly parts: LoadGenChild[]
   constructor(url: string, streams: ReadonlyArray<StreamSpec>, recordXids: boolean, addressOffset = 0) {
-    const n = Math.max(1, Math.ceil(streams.length / STREAMS_PER_LOADGEN))
-    const per = Math.ceil(streams.length / n)
-    this.parts = Array.from(
-      { length: n },
-      (_, i) =>
+    const slices = splitStreams(streams, transport.processes(streams.length), transport)
+    const n = slices.length
+    this.parts = slices.map(
+      (slice, i) =>
         new LoadGenChild({
           url,
-          streams: streams.slice(i * per, (i + 1) * per),
+          streams: slice,
           recordXids,
-          batchSize: 250,
+          protocol: transport.protocol,
+          streamsPerSession: transport.streamsPerSession,
+          batchSize: openBatch(transport, n),
           localAddresses: n > 1 || addressOffset > 0 ? [`127.0.0.${2 + addressOffset + i}`] : undefined,
         }),
     )
@@ -415,8 +336,14 @@ class LoadGenGroup {
     const sum = (f: (s: LoadGenStats) => number) => all.reduce((a, s) => a + f(s), 0)
     const disconnects: Record<string, number> = {}
     for (const s of all) for (const [k, v] of Object.entries(s.disconnects)) disconnects[k] = (disconnects[k] ?? 0) + v
+    const sessionErrors: Record<string, number> = {}
+    for (const s of all)
+      for (const [k, v] of Object.entries(s.sessionErrors)) sessionErrors[k] = (sessionErrors[k] ?? 0) + v
     return {
       open: sum((s) => s.open),
+      sessionsOpen: sum((s) => s.sessionsOpen),
+      sessionsOpened: sum((s) => s.sessionsOpened),
+      sessionErrors,
       connects: sum((s) => s.connects),
       txEvents: sum((s) => s.txEvents),
       txBytes: sum((s) => s.txBytes),
@@ -543,6 +470,9 @@ const measureIdle = async (
   sampler.track(`loadgen_${group}`, lg.pids)
   const opened = await lg.opened()
   say(`${group}: ${opened.ok}/${specs.length} streams open in ${round(opened.ms / 1000)} s`)
+  // Nothing to measure: say why (e.g. a server without h2c answers the HTTP/2 preface with a session error).
+  if (opened.ok === 0 && specs.length > 0)
+    throw new Error(`${group}: no stream could be opened at ${url}: ${JSON.stringify(opened.failures)}`)
   await sleep(3000)
   const after = sampler.snapshot().rss[group] ?? 0
   const heapAfter = await heap()
@@ -572,6 +502,7 @@ interface RunWindow {
   readonly writerCommitP99Ms: number
   readonly deliveries: number
   readonly deliveriesPerSec: number
+  readonly heartbeatsPerSec: number
   readonly deliveriesPerTx: number
   readonly latency: Summary
   readonly negativeLatencies: number
@@ -673,6 +604,7 @@ const runLoad = async (
     writerCommitP99Ms: round(w1.commitLatency.p99Ms, 2),
     deliveries,
     deliveriesPerSec: round(deliveries / seconds),
+    heartbeatsPerSec: round((l1.heartbeats - l0.heartbeats) / seconds),
     deliveriesPerTx: round(deliveries / Math.max(1, tx), 2),
     latency: l2.latencySummary,
     negativeLatencies: l2.negativeLatencies,
@@ -712,7 +644,7 @@ const startBaseline = async (authUrl?: string) => {
       cwd: repoRoot,
       serialization: "advanced",
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: { ...process.env, BASELINE_AUTH_URL: authUrl ?? "" },
+      env: { ...process.env, BASELINE_AUTH_URL: authUrl ?? "", BASELINE_PROTOCOL: transport.protocol },
     }),
   )
   const next = (type: string) =>
@@ -731,10 +663,10 @@ const startBaseline = async (authUrl?: string) => {
   return {
     child,
     url: `http://127.0.0.1:${port}`,
-    run: async (o: Parameters<BaselineServer["run"]>[0]) => {
+    run: async (o: BaselineRun) => {
       const done = next("ran")
       child.send({ type: "run", run: o })
-      return (await done)["result"] as { txs: number; deliveries: number; bytes: number; seconds: number }
+      return (await done)["result"] as BaselineResult
     },
     heap: async () => {
       const m = next("memory")
@@ -768,22 +700,33 @@ const renderReport = (r: Record<string, any>): string => {
       `Node ${r["machine"].node}, PostgreSQL ${r["postgres"]}, ulimit -n ${r["machine"].nofile}.`,
   )
   L.push(
-    `Walera: commit ${r["walera"].head}${r["walera"].dirty.length > 0 ? ` plus uncommitted changes (${r["walera"].dirty.length} files)` : ""}.`,
+    `Walera: commit ${r["walera"].head}${r["walera"].dirty.length > 0 ? ` plus uncommitted changes (${r["walera"].dirty.length} files)` : ""}` +
+      `${r["walera"].root === undefined ? "" : ` from ${r["walera"].root}`}.`,
   )
+  const cfg = r["config"]
+  const isH2 = cfg.protocol === "h2c"
+  const over = isH2
+    ? ` over ${cfg.sessions} HTTP/2 connections (h2c, prior knowledge, ${cfg.streamsPerSession} streams each)`
+    : " (HTTP/1.1, one connection each)"
   L.push(
-    `Scenario: ${r["config"].exact} streams on distinct orders/{pk} + ${r["config"].wildcard} on orders/all ` +
-      `(users alice/bob alternating), writer ${r["config"].rate} tx/s for ${r["config"].duration} s after ` +
-      `${r["config"].warmup} s warm-up.`,
+    `Scenario: ${cfg.exact} streams on distinct orders/{pk} + ${cfg.wildcard} on orders/all${over} ` +
+      `(users alice/bob alternating), writer ${cfg.rate} tx/s for ${cfg.duration} s after ` +
+      `${cfg.warmup} s warm-up; ${cfg.loadgenProcesses} load generator process(es).`,
     "",
   )
+  const baseName = cfg.baselineName ?? "plain node:http"
   if (m !== undefined) {
     const w = m.window as RunWindow
     const c = w.cpu
-    L.push("## SPEC §12 targets", "", "| target | measured | |", "|---|---|---|")
+    L.push(`## SPEC §12${isH2 ? ".1" : ""} targets`, "", "| target | measured | |", "|---|---|---|")
     L.push(
-      `| CPU per tx ≤ 100 µs (≈11 deliveries) | ${w.waleraCpuUsPerTx} µs (${w.deliveriesPerTx} deliveries/tx) | ${pass(w.waleraCpuUsPerTx <= 100)} |`,
+      isH2
+        ? `| CPU per tx (no target for HTTP/2; ≤ 100 µs for HTTP/1.1) | ${w.waleraCpuUsPerTx} µs (${w.deliveriesPerTx} deliveries/tx) | |`
+        : `| CPU per tx ≤ 100 µs (≈11 deliveries) | ${w.waleraCpuUsPerTx} µs (${w.deliveriesPerTx} deliveries/tx) | ${pass(w.waleraCpuUsPerTx <= 100)} |`,
     )
-    L.push(`| p99 < 100 ms | ${fmtMs(w.latency.p99Ms)} | ${pass(w.latency.p99Ms < P99_TARGET_MS)} |`)
+    L.push(
+      `| p99 < 100 ms | ${fmtMs(w.latency.p99Ms)} | ${pass(w.latency.count > 0 && w.latency.p99Ms < P99_TARGET_MS)} |`,
+    )
     L.push(`| 0 missing events | ${w.missing.missing} of ${w.missing.expected} | ${pass(w.missing.missing === 0)} |`)
     const slow = Object.entries(m.disconnectsDuringRun as Record<string, number>)
       .filter(([k]) => k.includes("slow_consumer"))
@@ -792,11 +735,19 @@ const renderReport = (r: Record<string, any>): string => {
     L.push(`| RSS < 1 GiB | peak ${mb(m.rssPeak)} MiB | ${pass(m.rssPeak < 1024 ** 3)} |`)
     if (r["baseline"] !== undefined) {
       const ratio = r["ratios"].idleBytesPerStream
-      L.push(`| idle memory/stream ≤ 1.25× plain node:http | ${round(ratio, 2)}× | ${pass(ratio <= 1.25)} |`)
+      L.push(`| idle memory/stream ≤ 1.25× ${baseName} | ${round(ratio, 2)}× | ${pass(ratio > 0 && ratio <= 1.25)} |`)
     }
     L.push("", "## Main run", "", "| figure | value |", "|---|---|")
     const rows: Array<[string, string]> = [
       ["streams open / connect time", `${m.idle.streams} / ${round(m.idle.connectMs / 1000, 1)} s`],
+      ...(isH2
+        ? ([
+            [
+              "h2c connections open at the end of the run / opened in total / session errors",
+              `${m.sessionsOpen} / ${m.sessionsOpened} / ${JSON.stringify(m.sessionErrors)}`,
+            ],
+          ] as Array<[string, string]>)
+        : []),
       ["tx/s achieved (target)", `${w.txPerSec} (${w.rateTarget})`],
       ["deliveries/s", `${w.deliveriesPerSec}`],
       [
@@ -833,6 +784,10 @@ const renderReport = (r: Record<string, any>): string => {
         "load generator CPU avg / peak",
         `${round(c.cpuAvgPct["loadgen_walera"] ?? 0)} % / ${round(c.cpuPeakPct["loadgen_walera"] ?? 0)} %`,
       ],
+      [
+        "load generator CPU per delivery (all its processes)",
+        `${round(((c.cpuSeconds["loadgen_walera"] ?? 0) * 1e6) / Math.max(1, w.deliveries), 2)} µs`,
+      ],
       ["load generator event-loop delay p99", `${w.loadgenLoopDelayP99Ms} ms`],
       ["bench process (writer, auth, sampler) CPU avg", `${round(c.cpuAvgPct["bench"] ?? 0)} %`],
       ["other processes on the box (not started by the bench) CPU avg", `${round(c.cpuAvgPct["other"] ?? 0)} %`],
@@ -853,7 +808,7 @@ const renderReport = (r: Record<string, any>): string => {
   if (b !== undefined) {
     L.push(
       "",
-      "## Plain node:http baseline (same run)",
+      `## Plain ${baseName.replace(/^plain /, "")} baseline (same run)`,
       "",
       "| figure | baseline | Walera | ratio |",
       "|---|---|---|---|",
@@ -872,6 +827,10 @@ const renderReport = (r: Record<string, any>): string => {
       `| CPU per delivery | ${round(b.cpuUsPerDelivery, 2)} µs | ${m.window.waleraCpuUsPerDelivery} µs | ${round(ra.cpuPerDelivery, 2)}× |`,
     )
     L.push(`| deliveries/s | ${round(b.deliveriesPerSec)} | ${m.window.deliveriesPerSec} | |`)
+    if (b.heartbeatsPerSec !== undefined)
+      L.push(
+        `| heartbeats/s (most in one 50 ms tick) | ${round(b.heartbeatsPerSec)} (${b.heartbeatsPerTickMax}) | ${m.window.heartbeatsPerSec ?? "?"} | |`,
+      )
     L.push(
       `| latency p99 (no PostgreSQL in the path) | ${fmtMs(b.latency.p99Ms)} | ${fmtMs(m.window.latency.p99Ms)} | |`,
     )
@@ -928,16 +887,20 @@ const renderReport = (r: Record<string, any>): string => {
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Which Walera was measured: HEAD and whether its source differed from it (read-only git calls). */
-const gitState = (): { head: string; dirty: string[] } => {
+const gitState = (): { head: string; dirty: string[]; root?: string } => {
   const run = (a: string[]) => {
     try {
-      return execFileSync("git", a, { cwd: repoRoot, encoding: "utf8" }).trim()
+      return execFileSync("git", a, { cwd: waleraRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
     } catch {
       return ""
     }
   }
   const dirty = run(["status", "--porcelain", "--", "src", "adapters", "domain"])
-  return { head: run(["rev-parse", "--short", "HEAD"]), dirty: dirty === "" ? [] : dirty.split("\n") }
+  return {
+    head: run(["rev-parse", "--short", "HEAD"]) || "unknown (not a git checkout)",
+    dirty: dirty === "" ? [] : dirty.split("\n"),
+    ...(waleraRoot === repoRoot ? {} : { root: waleraRoot }),
+  }
 }
 
 const fdLimit = (): number => {
@@ -959,7 +922,20 @@ const main = async () => {
       nofile: fdLimit(),
     },
     walera: gitState(),
-    config: { exact: exactCount, wildcard: wildcardCount, rate, duration, warmup, quick, findMax: args["find-max"] },
+    config: {
+      exact: exactCount,
+      wildcard: wildcardCount,
+      rate,
+      duration,
+      warmup,
+      quick,
+      findMax: args["find-max"],
+      protocol: transport.protocol,
+      sessions: connectionsFor(transport, totalStreams),
+      streamsPerSession: transport.streamsPerSession,
+      loadgenProcesses: transport.processes(totalStreams),
+      baselineName: transport.baselineName,
+    },
     notes,
   }
   const sampler = new Sampler()
@@ -992,7 +968,7 @@ const main = async () => {
   cleanups.push(() => auth.close())
   const env: Env = { pg: pgServer, databaseUrl, auth, sampler }
   const specs = streamSpecs(exactCount, wildcardCount)
-  if (totalStreams > fdLimit() - 500)
+  if (connectionsFor(transport, totalStreams) > fdLimit() - 500)
     notes.push(`${totalStreams} streams exceed what one server process can hold with ulimit -n ${fdLimit()}.`)
 
   // ---- Walera main run (or sweep)
@@ -1037,7 +1013,8 @@ const main = async () => {
     report["sweep"] = { steps, maxRate, stopReason, stepDuration }
   } else {
     const window = await runLoad(env, walera, lg, rate, warmup, duration, exactCount)
-    const disconnectsDuringRun = (await lg.stats()).disconnects
+    const atEnd = await lg.stats()
+    const disconnectsDuringRun = atEnd.disconnects
     const all = sampler.window(sampler.samples[0]!, sampler.snapshot())
     const shutdown = await stopWalera(walera, lg)
     report["main"] = {
@@ -1045,6 +1022,9 @@ const main = async () => {
       window,
       disconnectsDuringRun,
       rssPeak: all.rssPeak["walera"] ?? 0,
+      sessionsOpen: atEnd.sessionsOpen,
+      sessionsOpened: atEnd.sessionsOpened,
+      sessionErrors: atEnd.sessionErrors,
       shutdown,
       logLines: logLines(),
     }
@@ -1057,7 +1037,7 @@ const main = async () => {
 
     // ---- baseline
     if (!args["no-baseline"]) {
-      say("plain node:http baseline")
+      say(`${transport.baselineName} baseline`)
       const base = await startBaseline()
       cleanups.push(() => base.close())
       sampler.track("baseline", () => (base.child.pid === undefined ? [] : [base.child.pid]))
@@ -1097,6 +1077,8 @@ const main = async () => {
         cpuUsPerDelivery: (bCpu * 1e6) / Math.max(1, result.deliveries),
         latency: bStats.latencySummary,
         loadgenCpuAvgPct: c.cpuAvgPct["loadgen_baseline"] ?? 0,
+        heartbeatsPerSec: result.heartbeats / result.seconds,
+        heartbeatsPerTickMax: result.heartbeatsPerTickMax,
         machineBusyAvgPct: c.machineBusyAvgPct,
         rssPeak: bAll.rssPeak["baseline"] ?? 0,
         seconds: bSeconds,
@@ -1113,16 +1095,18 @@ const main = async () => {
           `${round(report["baseline"].cpuUsPerDelivery, 2)} µs/delivery`,
       )
       // The same plain server making Walera's per-open auth call first: what that call alone costs in memory.
-      const authed = await startBaseline(`http://127.0.0.1:${auth.port}`)
-      cleanups.push(() => authed.close())
-      sampler.track("baseline_auth", () => (authed.child.pid === undefined ? [] : [authed.child.pid]))
-      const aIdle = await measureIdle(sampler, "baseline_auth", authed.url, specs, false, 0, authed.heap)
-      report["baselineAuth"] = { idle: aIdle.idle }
-      report["ratios"]["idleBytesPerStreamVsAuthBaseline"] =
-        idle.bytesPerStream / Math.max(1, aIdle.idle.bytesPerStream)
-      await aIdle.lg.close()
-      await authed.close()
-      say(`baseline with the auth call per open: ${round(aIdle.idle.bytesPerStream / 1024, 1)} KiB/stream`)
+      if (transport.protocol === "http1") {
+        const authed = await startBaseline(`http://127.0.0.1:${auth.port}`)
+        cleanups.push(() => authed.close())
+        sampler.track("baseline_auth", () => (authed.child.pid === undefined ? [] : [authed.child.pid]))
+        const aIdle = await measureIdle(sampler, "baseline_auth", authed.url, specs, false, 0, authed.heap)
+        report["baselineAuth"] = { idle: aIdle.idle }
+        report["ratios"]["idleBytesPerStreamVsAuthBaseline"] =
+          idle.bytesPerStream / Math.max(1, aIdle.idle.bytesPerStream)
+        await aIdle.lg.close()
+        await authed.close()
+        say(`baseline with the auth call per open: ${round(aIdle.idle.bytesPerStream / 1024, 1)} KiB/stream`)
+      }
     }
   }
   if (report["main"] === undefined) {
@@ -1136,7 +1120,7 @@ const main = async () => {
     const cap = fdLimit() - 1000
     let n = idleStreams
     const idleReport: Record<string, any> = { requested: idleStreams, servers: {} }
-    if (n > cap) {
+    if (n > cap && transport.protocol === "http1") {
       idleReport.note =
         `Requested ${idleStreams} idle streams; every process here has a hard limit of ulimit -n ${fdLimit()} ` +
         `(not raisable in this container), so one server process can hold at most ~${cap}. Measured at ${cap}.`
@@ -1147,7 +1131,7 @@ const main = async () => {
     if (ordersNeeded > ordersToSeed) {
       // exact streams beyond the seeded orders are still valid channels (no rows needed to hold a stream)
     }
-    say(`idle phase: ${n} streams (load generator split into ${Math.ceil(n / STREAMS_PER_LOADGEN)} processes)`)
+    say(`idle phase: ${n} streams (load generator split into ${transport.processes(n)} processes)`)
     walera = await startWalera(databaseUrl, auth.port)
     logLines = () => walera.log().split("\n").length
     const wi = await measureIdle(sampler, "walera", walera.url, idleSpecs, false, 10, waleraHeap(walera.url))

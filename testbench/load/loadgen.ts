@@ -1,9 +1,12 @@
 // SSE load generator: holds many Walera streams, parses frames incrementally, records commit→receive latency,
-// received xids per channel and disconnect reasons. Usable as a library, a CLI, or a forked child (IPC) of the bench.
+// received xids per channel and disconnect reasons. Speaks HTTP/1.1 (a socket per stream) or prior-knowledge h2c
+// (many streams per connection). Usable as a library, a CLI, or a forked child (IPC) of the bench.
 import http from "node:http"
+import http2 from "node:http2"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { Counter, Gauge, Registry } from "prom-client"
+import { H2Sessions } from "./h2Sessions.ts"
 import { Histogram } from "./histogram.ts"
 
 export interface StreamSpec {
@@ -12,13 +15,22 @@ export interface StreamSpec {
   readonly token: string
 }
 
+export type LoadProtocol = "http1" | "h2c"
+
 export interface LoadGenOptions {
   /** Base URL of the SSE server, e.g. http://127.0.0.1:8080 */
   readonly url: string
   readonly streams: ReadonlyArray<StreamSpec>
-  /** Connections started together before waiting for their response headers. Default 250. */
+  /** "http1" (default): one socket per stream; "h2c": HTTP/2 with prior knowledge, many streams per session. */
+  readonly protocol?: LoadProtocol
+  /** h2c: streams per session (default 100; keep it at or below the server's max concurrent streams). */
+  readonly streamsPerSession?: number
+  /** Streams started together before waiting for their response headers. Default 250. */
   readonly batchSize?: number
-  /** Source addresses to spread connections over; default: 127.0.0.1 only, or 20 000 streams per address. */
+  /**
+   * Source addresses to spread connections (h2c: sessions) over; default: 127.0.0.1 only, or 20 000 HTTP/1.1
+   * streams per address.
+   */
   readonly localAddresses?: ReadonlyArray<string>
   readonly reconnect?: boolean
   /** Keep every received xid per channel (for missing-event checks). Default true. */
@@ -36,6 +48,11 @@ export interface ConnectSummary {
 
 export interface LoadGenStats {
   readonly open: number
+  /** h2c: sessions open now and opened so far (replacements included); 0 for HTTP/1.1 */
+  readonly sessionsOpen: number
+  readonly sessionsOpened: number
+  /** h2c: session-level errors by code (a refused connection shows here, its streams as connect errors) */
+  readonly sessionErrors: Record<string, number>
   readonly connects: number
   readonly txEvents: number
   readonly txBytes: number
@@ -69,8 +86,11 @@ const DEFAULT_PER_ADDRESS = 20_000
 interface Conn {
   readonly spec: StreamSpec
   readonly wildcard: boolean
+  /** HTTP/1.1: source address; h2c: undefined (the session has it) */
   readonly local: string | undefined
-  req: http.ClientRequest | null
+  /** h2c: index of the session slot carrying this stream */
+  readonly session: number
+  req: { destroy(): void } | null
   rest: string
   events: number
   xids: number[] | null
@@ -112,12 +132,23 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
   const batchSize = options.batchSize ?? 250
   const recordXids = options.recordXids ?? true
   const log = options.log ?? (() => {})
+  const h2 = options.protocol === "h2c"
   const addresses =
     options.localAddresses ??
-    (options.streams.length > DEFAULT_PER_ADDRESS
+    (!h2 && options.streams.length > DEFAULT_PER_ADDRESS
       ? Array.from({ length: Math.ceil(options.streams.length / DEFAULT_PER_ADDRESS) }, (_, i) => `127.0.0.${i + 1}`)
       : [])
   const perAddress = addresses.length === 0 ? 0 : Math.ceil(options.streams.length / addresses.length)
+  const streamsPerSession = Math.max(1, options.streamsPerSession ?? 100)
+  const sessions = h2
+    ? new H2Sessions(
+        base.origin,
+        Math.max(1, Math.ceil(options.streams.length / streamsPerSession)),
+        addresses,
+        streamsPerSession,
+        log,
+      )
+    : undefined
 
   const latency = new Histogram()
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
@@ -139,10 +170,12 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
     disconnects[reason] = (disconnects[reason] ?? 0) + 1
   }
 
+  // h2c: round-robin over the sessions, so the few /all streams (the busy ones) do not share one connection.
   const conns: Conn[] = options.streams.map((spec, i) => ({
     spec,
     wildcard: spec.path.endsWith("/all"),
-    local: addresses.length === 0 ? undefined : addresses[Math.floor(i / perAddress)],
+    local: h2 || addresses.length === 0 ? undefined : addresses[Math.floor(i / perAddress)],
+    session: sessions === undefined ? -1 : i % sessions.count,
     req: null,
     rest: "",
     events: 0,
@@ -210,7 +243,7 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
   }
 
   /** Resolves once the response headers arrived (ok) or the attempt failed (reason). */
-  const connect = (c: Conn): Promise<string | null> =>
+  const connectHttp1 = (c: Conn): Promise<string | null> =>
     new Promise((resolve) => {
       let settled = false
       const settle = (r: string | null) => {
@@ -271,6 +304,73 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
       req.end()
     })
 
+  const connectH2 = (c: Conn): Promise<string | null> =>
+    new Promise((resolve) => {
+      const pool = sessions!
+      let settled = false
+      const settle = (r: string | null) => {
+        if (!settled) {
+          settled = true
+          resolve(r)
+        }
+      }
+      const fail = (reason: string) => {
+        count(reason)
+        c.req = null
+        settle(reason)
+        scheduleReconnect(c)
+      }
+      let session: http2.ClientHttp2Session
+      let stream: http2.ClientHttp2Stream
+      try {
+        session = pool.session(c.session)
+        stream = session.request(
+          {
+            ":method": "GET",
+            ":path": c.spec.path,
+            authorization: `Bearer ${c.spec.token}`,
+            accept: "text/event-stream",
+          },
+          { endStream: true },
+        )
+      } catch (e) {
+        fail(`connect_error:${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+        return
+      }
+      c.req = stream
+      c.endReason = null
+      c.rest = ""
+      let error: string | undefined
+      stream.on("response", (headers) => {
+        const status = headers[":status"]
+        if (status !== 200) {
+          stream.close(http2.constants.NGHTTP2_CANCEL)
+          fail(`http_${status}`)
+          return
+        }
+        connects++
+        open++
+        c.open = true
+        c.backoffMs = 500
+        settle(null)
+      })
+      stream.on("data", (chunk: Buffer) => onData(c, chunk))
+      stream.on("error", (e: NodeJS.ErrnoException) => {
+        error = e.code ?? e.message
+      })
+      stream.on("close", () => {
+        if (c.open) {
+          c.open = false
+          open--
+          c.req = null
+          count(c.endReason ?? (closing ? "closed_by_loadgen" : pool.endReason(c.session, session, stream.rstCode)))
+          scheduleReconnect(c)
+        } else if (!settled) fail(`connect_error:${error ?? pool.endReason(c.session, session, stream.rstCode)}`)
+      })
+    })
+
+  const connect = h2 ? connectH2 : connectHttp1
+
   const connectAll = async (): Promise<ConnectSummary> => {
     const started = performance.now()
     const failures: Record<string, number> = {}
@@ -284,12 +384,16 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
       }
     }
     const summary = { ms: performance.now() - started, ok, failed: conns.length - ok, failures }
-    log(`[loadgen] connected ${ok}/${conns.length} in ${(summary.ms / 1000).toFixed(1)} s`)
+    const over = sessions === undefined ? "" : ` over ${sessions.openSessions()} h2c sessions`
+    log(`[loadgen] connected ${ok}/${conns.length}${over} in ${(summary.ms / 1000).toFixed(1)} s`)
     return summary
   }
 
   const stats = (): LoadGenStats => ({
     open,
+    sessionsOpen: sessions?.openSessions() ?? 0,
+    sessionsOpened: sessions?.opened ?? 0,
+    sessionErrors: { ...sessions?.errors },
     connects,
     txEvents,
     txBytes,
@@ -381,6 +485,7 @@ export const startLoadGen = (options: LoadGenOptions): LoadGen => {
       for (const t of timers) clearTimeout(t)
       timers.clear()
       for (const c of conns) c.req?.destroy()
+      sessions?.close()
       metricsServer?.close()
     },
   }
@@ -457,6 +562,8 @@ const runCli = async () => {
       tokens: { type: "string", default: "bench-alice,bench-bob" },
       duration: { type: "string", default: "60" },
       batch: { type: "string", default: "250" },
+      protocol: { type: "string", default: "http1" },
+      "streams-per-session": { type: "string", default: "100" },
       "local-addresses": { type: "string" },
       "metrics-port": { type: "string" },
       help: { type: "boolean", default: false },
@@ -466,16 +573,21 @@ const runCli = async () => {
     process.stdout.write(`Usage: node testbench/load/loadgen.ts [--url http://127.0.0.1:8080]
   [--channels "orders/1-9990,orders/all*10"] [--tokens bench-alice,bench-bob] [--duration 60]
   [--batch 250] [--local-addresses 127.0.0.1,127.0.0.2] [--metrics-port 9401]
-Streams are assigned tokens round-robin. Prints a line every 5 s and a summary at the end.
+  [--protocol http1|h2c] [--streams-per-session 100]
+Streams are assigned tokens round-robin. With --protocol h2c the streams share HTTP/2 sessions (prior knowledge),
+assigned round-robin, and the sessions are spread over --local-addresses. Prints a line every 5 s and a summary.
 `)
     return
   }
+  if (values.protocol !== "http1" && values.protocol !== "h2c") throw new Error("--protocol must be http1 or h2c")
   const tokens = values.tokens.split(",")
   const streams = expandChannels(values.channels).map((path, i) => ({ path, token: tokens[i % tokens.length]! }))
   const lg = startLoadGen({
     url: values.url,
     streams,
     batchSize: Number(values.batch),
+    protocol: values.protocol,
+    streamsPerSession: Number(values["streams-per-session"]),
     localAddresses: values["local-addresses"]?.split(","),
     metricsPort: values["metrics-port"] === undefined ? undefined : Number(values["metrics-port"]),
     recordXids: false,
@@ -494,7 +606,7 @@ Streams are assigned tokens round-robin. Prints a line every 5 s and a summary a
     const s = lg.stats()
     const h = Histogram.fromJSON(s.latency).summary()
     process.stdout.write(
-      `[loadgen] open=${s.open} tx/s=${((s.txEvents - last) / 5).toFixed(0)} p50=${h.p50Ms.toFixed(1)}ms ` +
+      `[loadgen] open=${s.open}${s.sessionsOpened > 0 ? ` sessions=${s.sessionsOpen}` : ""} tx/s=${((s.txEvents - last) / 5).toFixed(0)} p50=${h.p50Ms.toFixed(1)}ms ` +
         `p99=${h.p99Ms.toFixed(1)}ms disconnects=${JSON.stringify(s.disconnects)}\n`,
     )
     last = s.txEvents
