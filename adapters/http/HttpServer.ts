@@ -27,6 +27,7 @@ import {
   refusalAnswer,
   SSE_HEADERS,
 } from "./Responses.ts"
+import { releaseHttpParser } from "./ParserRelease.ts"
 import { SocketSink, StreamSink } from "./Sinks.ts"
 
 export interface Address {
@@ -268,8 +269,10 @@ export const layer = (config: HttpConfig) =>
               // Headers and preface leave together; from here on the sink writes to the socket.
               res.write(preface)
               res.once("close", detach)
-              // A client that stops reading and then leaves must be noticed at once, not at the next write.
-              socket.once("end", () => socket.destroy())
+              // No other request will be read from this connection: the parser's memory goes back now, and a client
+              // that stops reading and then leaves (or sends anything) is noticed at once, not at the next write.
+              if (releaseHttpParser(req, socket)) exchanges.delete(socket)
+              else socket.once("end", () => socket.destroy())
               socket.resume()
             },
           })
