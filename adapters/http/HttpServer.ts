@@ -111,7 +111,12 @@ export const layer = (config: HttpConfig) =>
       const cors = (headers: Headers): Record<string, string> => {
         const origin = headers["origin"]
         if (typeof origin !== "string" || !config.allowOrigin(origin)) return {}
-        return { "access-control-allow-origin": origin, "access-control-allow-credentials": "true" }
+        // Retry-After exposed: a browser client on another origin must see how long to wait after a 503 or 429.
+        return {
+          "access-control-allow-origin": origin,
+          "access-control-allow-credentials": "true",
+          "access-control-expose-headers": "Retry-After",
+        }
       }
 
       // ---------------------------------------------------------------------------------------------------------

@@ -213,6 +213,8 @@ describe("CORS", () => {
     expect(ok.headers["access-control-allow-credentials"]).toBe("true")
     const err = await request("/sse/v1/Bad/1", { origin: "https://app.example.com" })
     expect(err.headers["access-control-allow-origin"]).toBe("https://app.example.com")
+    // A page on that origin must be able to read Retry-After on a refusal.
+    expect(err.headers["access-control-expose-headers"]).toBe("Retry-After")
     const other = await request("/sse/v1/orders/1", { ...alice, origin: "https://evil.example.com" })
     expect(other.headers["access-control-allow-origin"]).toBeUndefined()
   })
