@@ -1,5 +1,5 @@
 // Enforces the dependency rule of the house: domain → (effect only), adapters → domain,
-// src → domain + adapters, and nothing outside testbench/ imports testbench/.
+// src → domain (and adapters from the composition root only), and nothing outside testbench/ imports testbench/.
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 
@@ -37,6 +37,11 @@ for (const layer of ["domain", "adapters", "src", "test", "scripts", "client"]) 
       }
       if (layer === "adapters" && target === "src") {
         problems.push(`${where}: adapters/ may not import src/ (depend on a port in domain/ports instead)`)
+      }
+      // The application speaks to adapters through ports; only the composition root picks them.
+      const compositionRoot = ["src/App.ts", "src/main.ts"].includes(relative(root, file))
+      if (layer === "src" && target === "adapters" && !compositionRoot) {
+        problems.push(`${where}: only src/App.ts and src/main.ts may import adapters/ (use a port in domain/ports)`)
       }
     }
   }

@@ -145,78 +145,79 @@ export const layer = (config: PgWalConfig) =>
         )
 
       /** Connects, creates the slot and starts streaming into a queue; resolves once PostgreSQL streams. */
-      const connect = Effect.callback<WalSession & { readonly close: Effect.Effect<void> }, WalError>((resume) => {
-        const queue = Effect.runSync(Queue.unbounded<WalEvent, WalError | Cause.Done>())
-        const plugin = new WaleraPgoutput(
-          { publication: config.publicationName, slot, maxValueBytes: config.maxValueBytes },
-          (error) => {
-            // A message we cannot parse: what follows would be silently wrong, so the session ends (a gap, signalled).
-            obs.decodeError("message")
-            fail("lost", new Error(`unparseable pgoutput message: ${message(error)}`))
-          },
-        )
-        const service = new LogicalReplicationService(
-          { connectionString: config.url, application_name: "walera" } as never,
-          { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-        )
-        let done = false
-        let started = false
-        let paused = false
-        const connectionStream = () =>
-          (service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
-        const offer = (event: WalEvent) => {
-          Queue.offerUnsafe(queue, event)
-          if (!paused && Queue.sizeUnsafe(queue) > PAUSE_ABOVE) {
-            paused = true
-            connectionStream()?.pause()
-          }
-        }
-        service.on("data", (_lsn: string, msg: WalEvent) => {
-          if (msg._tag !== "other") offer(msg)
-        })
-        service.on("heartbeat", (lsn: string, _ts: number, shouldRespond: boolean) =>
-          offer({ _tag: "keepalive", walEnd: parseLsn(lsn), replyRequested: shouldRespond }),
-        )
-        // pg-logical-replication reports `lsn + 1`; PostgreSQL's walsender only exits at a server shutdown once the
-        // confirmed flush equals what it sent, so it is handed `lsn - 1` to make the report exact.
-        const acknowledge = (lsn: bigint) =>
-          Effect.promise(() =>
-            lsn > 0n && !done ? service.acknowledge(formatLsn(lsn - 1n)).catch(() => false) : Promise.resolve(false),
-          ).pipe(Effect.asVoid)
-        const close = Effect.promise(async () => {
-          if (done) return
-          done = true
-          Queue.endUnsafe(queue)
-          await service.stop().catch(() => {})
-        })
-        const fail = (reason: "unreachable" | "lost", error: unknown) => {
-          if (done) return
-          done = true
-          void service.stop().catch(() => {})
-          const walError = new WalError({ reason, message: message(error) })
-          if (started) Queue.failCauseUnsafe(queue, Cause.fail(walError))
-          else resume(Effect.fail(walError))
-        }
-        const events = Stream.fromQueue(queue).pipe(
-          Stream.mapArray((batch) => {
-            if (paused && Queue.sizeUnsafe(queue) < RESUME_BELOW) {
-              paused = false
-              connectionStream()?.resume()
+      const connect = Effect.flatMap(Queue.unbounded<WalEvent, WalError | Cause.Done>(), (queue) =>
+        Effect.callback<WalSession & { readonly close: Effect.Effect<void> }, WalError>((resume) => {
+          const plugin = new WaleraPgoutput(
+            { publication: config.publicationName, slot, maxValueBytes: config.maxValueBytes },
+            (error) => {
+              // A message we cannot parse: what follows would be silently wrong, so the session ends (a gap, signalled).
+              obs.decodeError("message")
+              fail("lost", new Error(`unparseable pgoutput message: ${message(error)}`))
+            },
+          )
+          const service = new LogicalReplicationService(
+            { connectionString: config.url, application_name: "walera" } as never,
+            { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+          )
+          let done = false
+          let started = false
+          let paused = false
+          const connectionStream = () =>
+            (service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream
+          const offer = (event: WalEvent) => {
+            Queue.offerUnsafe(queue, event)
+            if (!paused && Queue.sizeUnsafe(queue) > PAUSE_ABOVE) {
+              paused = true
+              connectionStream()?.pause()
             }
-            return batch
-          }),
-        )
-        service.on("start", () => {
-          started = true
-          resume(Effect.succeed({ slot, startLsn: plugin.startLsn, events, acknowledge, close }))
-        })
-        service.on("error", (error: unknown) => fail("lost", error))
-        service
-          .subscribe(plugin as never, slot)
-          .then(() => fail(started ? "lost" : "unreachable", new Error("replication connection closed")))
-          .catch((error: unknown) => fail(started ? "lost" : "unreachable", error))
-        return close
-      })
+          }
+          service.on("data", (_lsn: string, msg: WalEvent) => {
+            if (msg._tag !== "other") offer(msg)
+          })
+          service.on("heartbeat", (lsn: string, _ts: number, shouldRespond: boolean) =>
+            offer({ _tag: "keepalive", walEnd: parseLsn(lsn), replyRequested: shouldRespond }),
+          )
+          // pg-logical-replication reports `lsn + 1`; PostgreSQL's walsender only exits at a server shutdown once the
+          // confirmed flush equals what it sent, so it is handed `lsn - 1` to make the report exact.
+          const acknowledge = (lsn: bigint) =>
+            Effect.promise(() =>
+              lsn > 0n && !done ? service.acknowledge(formatLsn(lsn - 1n)).catch(() => false) : Promise.resolve(false),
+            ).pipe(Effect.asVoid)
+          const close = Effect.promise(async () => {
+            if (done) return
+            done = true
+            Queue.endUnsafe(queue)
+            await service.stop().catch(() => {})
+          })
+          const fail = (reason: "unreachable" | "lost", error: unknown) => {
+            if (done) return
+            done = true
+            void service.stop().catch(() => {})
+            const walError = new WalError({ reason, message: message(error) })
+            if (started) Queue.failCauseUnsafe(queue, Cause.fail(walError))
+            else resume(Effect.fail(walError))
+          }
+          const events = Stream.fromQueue(queue).pipe(
+            Stream.mapArray((batch) => {
+              if (paused && Queue.sizeUnsafe(queue) < RESUME_BELOW) {
+                paused = false
+                connectionStream()?.resume()
+              }
+              return batch
+            }),
+          )
+          service.on("start", () => {
+            started = true
+            resume(Effect.succeed({ slot, startLsn: plugin.startLsn, events, acknowledge, close }))
+          })
+          service.on("error", (error: unknown) => fail("lost", error))
+          service
+            .subscribe(plugin as never, slot)
+            .then(() => fail(started ? "lost" : "unreachable", new Error("replication connection closed")))
+            .catch((error: unknown) => fail(started ? "lost" : "unreachable", error))
+          return close
+        }),
+      )
 
       const open = Effect.acquireRelease(connect.pipe(Effect.withSpan("WalSource.connect")), (s) => s.close).pipe(
         Effect.map((s): WalSession => s),

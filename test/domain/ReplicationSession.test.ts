@@ -86,7 +86,7 @@ const run = (events: ReadonlyArray<WalEvent>, delays: ReadonlyArray<number>): Ru
   const covered = () => {
     for (const k of keepalives) if (k.messagesBefore <= delivered.length && k.walEnd > safe) safe = k.walEnd
   }
-  let pending: { relation: PgMessage; wait: number } | null = null
+  let pending = null as { relation: PgMessage; wait: number } | null
   let lookups = 0
   let now = 0
   const apply = (step: SessionStep | null, event?: WalEvent) => {
