@@ -4,7 +4,9 @@ import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 
 const root = resolve(import.meta.dirname, "..")
-const importRe = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g
+// `import x from "…"`, `export … from "…"`, a bare `import "…"`, and `import("…")`.
+const importRe =
+  /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|(?:^|\n)\s*import\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g
 
 const walk = (dir: string): string[] =>
   readdirSync(dir).flatMap((name) => {
@@ -20,7 +22,7 @@ for (const layer of ["domain", "adapters", "src", "test", "scripts", "client"]) 
   for (const file of walk(join(root, layer))) {
     const text = readFileSync(file, "utf8")
     for (const match of text.matchAll(importRe)) {
-      const spec = match[1] ?? match[2] ?? ""
+      const spec = match[1] ?? match[2] ?? match[3] ?? ""
       const where = `${relative(root, file)} imports "${spec}"`
       const isRelative = spec.startsWith(".")
       const target = isRelative ? topOf(resolve(dirname(file), spec)) : undefined
