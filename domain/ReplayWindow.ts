@@ -19,13 +19,37 @@ export interface WindowEntry {
   /** null: a transaction over the size limits, remembered only by what it touched (its subscribers get tx_too_large). */
   readonly tx: Tx | null
   readonly decodedAt: number
-  /** What holding the entry costs: the transaction's decoded bytes plus a fixed overhead. */
+  /** What holding the entry costs (heldBytes). */
   readonly bytes: number
 }
 
-/** Bytes charged per entry and per index slot beyond the transaction's own decoded bytes. */
-export const ENTRY_OVERHEAD_BYTES = 160
-export const INDEX_SLOT_BYTES = 16
+/**
+ * What holding a transaction costs beyond its JSON text, measured on V8 heap after a full GC
+ * (testbench/bench/windowMemory.ts; docs/performance.md, "The replay window"): the entry with its transaction,
+ * maps and index slots, each change with its values array, each value's string. Rounded up so the byte bound errs
+ * on the safe side: for the bench's transaction the heap held is within a few percent of the charge, for small ones
+ * the charge is up to a quarter more.
+ */
+export const ENTRY_OVERHEAD_BYTES = 1000
+export const TABLE_OVERHEAD_BYTES = 200
+export const CHANGE_OVERHEAD_BYTES = 280
+export const VALUE_OVERHEAD_BYTES = 32
+
+/** The charge of a held transaction (bytes of V8 heap, approximately). */
+export const heldBytes = (tx: Tx): number => {
+  let values = 0
+  for (const c of tx.changes) {
+    if (c.values === null) continue
+    for (let i = 0; i < c.values.length; i++) if (c.values[i] !== undefined) values++
+  }
+  return (
+    tx.bytes +
+    ENTRY_OVERHEAD_BYTES +
+    tx.tables.size * TABLE_OVERHEAD_BYTES +
+    tx.changes.length * CHANGE_OVERHEAD_BYTES +
+    values * VALUE_OVERHEAD_BYTES
+  )
+}
 
 /** A queue of increasing sequence numbers with O(1) removal at the head. */
 class SeqQueue {
@@ -95,28 +119,26 @@ export class ReplayWindow {
   }
 
   append(tx: Tx, now: number): WindowEntry {
-    return this.add(tx.xid, tx.tables, tx, tx.bytes, now)
+    return this.add(tx.xid, tx.tables, tx, heldBytes(tx), now)
   }
 
   /** A transaction too large to hold: replaying it is impossible, so a subscriber it touches cannot start before it. */
   appendOversized(xid: number, tables: ReadonlyMap<string, TableTouch>, now: number): WindowEntry {
-    return this.add(xid, tables, null, 0, now)
+    return this.add(xid, tables, null, ENTRY_OVERHEAD_BYTES + tables.size * TABLE_OVERHEAD_BYTES, now)
   }
 
   private add(
     xid: number,
     tables: ReadonlyMap<string, TableTouch>,
     tx: Tx | null,
-    txBytes: number,
+    bytes: number,
     now: number,
   ): WindowEntry {
-    let bytes = txBytes + ENTRY_OVERHEAD_BYTES
     const seq = this.nextSeq++
     for (const [table, touch] of tables) {
       if (touch.multi) continue
       this.queue(this.byRow, rowKey(table, touch.firstPk)).push(seq)
       this.queue(this.byTable, table).push(seq)
-      bytes += 2 * INDEX_SLOT_BYTES
     }
     const entry: WindowEntry = { seq, xid, tables, tx, decodedAt: now, bytes }
     this.entries.push(entry)
