@@ -623,7 +623,7 @@ describe("docs/operations.md", () => {
 
   it("documents every configuration key with its environment variable and default", () => {
     const rows = new Map(
-      [...doc.matchAll(/^\| `([a-z_.]+)` \| `(WALERA_[A-Z_]+)` \| ([^|]+) \|/gm)].map((m) => [
+      [...doc.matchAll(/^\| `([a-z0-9_.]+)` \| `(WALERA_[A-Z0-9_]+)` \| ([^|]+) \|/gm)].map((m) => [
         m[1]!,
         { env: m[2]!, def: m[3]!.trim() },
       ]),
