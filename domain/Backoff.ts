@@ -1,4 +1,4 @@
-// Reconnect delay for the replication connection (SPEC §5): capped exponential backoff with "equal jitter", so a
+// Reconnect delay for the replication connection (docs/operations.md, "Replication"): capped exponential backoff with "equal jitter", so a
 // fleet of instances losing PostgreSQL together does not reconnect in lockstep. Randomness is passed in.
 
 export interface BackoffOptions {

@@ -1,4 +1,4 @@
-// When to refresh an auth grant (SPEC §3): spread over [50 %, 85 %] of its TTL so streams opened together do not
+// When to refresh an auth grant (docs/auth.md): spread over [50 %, 85 %] of its TTL so streams opened together do not
 // refresh together, and each refreshes well before it expires. Randomness is passed in.
 
 /**

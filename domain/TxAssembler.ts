@@ -58,6 +58,8 @@ export type AssemblyEvent =
       readonly reason: OversizeReason
       readonly commitLsn: bigint
       readonly endLsn: bigint
+      /** Microseconds since the PostgreSQL epoch. */
+      readonly commitTime: bigint
       readonly changeCount: number
       readonly tables: ReadonlyMap<string, TableTouch>
     }
@@ -202,6 +204,7 @@ export class TxAssembler {
           reason: tx.spilling,
           commitLsn,
           endLsn,
+          commitTime,
           changeCount: tx.count,
           tables: tx.tables,
         },

@@ -1,4 +1,4 @@
-// Maps PostgreSQL pgoutput text-form column values to compact JSON text fragments (SPEC §2 "Value mapping"). It runs
+// Maps PostgreSQL pgoutput text-form column values to compact JSON text fragments (docs/delivery-semantics.md, "Value mapping"). It runs
 // once per column per change, so it scans char codes and slices strings instead of using regexes or parsing values.
 
 // Type OIDs from pg_type.dat; they are fixed for built-in types across PostgreSQL versions.

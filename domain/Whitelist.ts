@@ -1,4 +1,4 @@
-// The field whitelist of a grant (SPEC §3): which tables and columns a subscriber may see.
+// The field whitelist of a grant (docs/auth.md): which tables and columns a subscriber may see.
 // Column masks are computed once per (whitelist, relation) and reused for every change.
 import type { RelationInfo } from "./Relation.ts"
 import type { Change } from "./TxAssembler.ts"

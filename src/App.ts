@@ -60,8 +60,9 @@ export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
     maxBufferedBytes: config.http.maxBufferedBytesPerSubscriber,
     maxPayloadBytes: config.http.maxPayloadBytes,
     replay: {
-      // Gapless opens need what was decoded during the longest auth call; resume may ask for more.
-      retentionMs: Math.max(config.router.resumeWindowMs, config.auth.requestTimeoutMs + 1000),
+      // Gapless opens need what was decoded during the longest auth call — a connection and an answer, each within
+      // auth.request_timeout — plus a second of margin; resume may ask for more.
+      retentionMs: Math.max(config.router.resumeWindowMs, 2 * config.auth.requestTimeoutMs + 1000),
       maxBytes: config.router.replayMaxBytes,
     },
   })

@@ -152,10 +152,19 @@ export class AuthGate extends Context.Service<
             }),
           )
 
+        // The breaker answers first (its Retry-After says when the backend may be asked again), then the call slots.
         const open = (request: SessionRequest) =>
-          slots
-            .withPermitsIfAvailable(1)(guarded(request))
-            .pipe(Effect.map((o) => (o._tag === "None" ? ({ _tag: "Busy" } as const) : o.value)))
+          Effect.suspend((): Effect.Effect<GateOutcome> => {
+            const v = view(breaker, config.breaker, now())
+            if (v.status === "open")
+              return Effect.succeed({
+                _tag: "BreakerOpen",
+                retryAfterSeconds: Math.max(1, Math.ceil(v.retryAfterMs / 1000)),
+              })
+            return slots
+              .withPermitsIfAvailable(1)(guarded(request))
+              .pipe(Effect.map((o) => (o._tag === "None" ? ({ _tag: "Busy" } as const) : o.value)))
+          })
         const refresh = (request: SessionRequest) => slots.withPermits(1)(guarded(request))
 
         const probe = backend.probe.pipe(

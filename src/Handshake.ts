@@ -117,8 +117,9 @@ export const layer = (config: HandshakeConfig) =>
           _tag: "Accept",
           attach: (sink) => {
             // The session that streamed when the handshake began must still be the one streaming.
+            if (shuttingDown) return refuse("ShuttingDown")
             const now = replication.status()
-            if (!now.streaming || now.epoch !== began.epoch || shuttingDown) return refuse("WalNotStreaming")
+            if (!now.streaming || now.epoch !== began.epoch) return refuse("WalNotStreaming")
             let head = RETRY_FRAME
             let replay: Extract<Replay, { _tag: "Frames" }> | undefined
             let kind: "initial_data" | "resumed" | undefined = initialData === "" ? undefined : "initial_data"
@@ -153,7 +154,8 @@ export const layer = (config: HandshakeConfig) =>
               requestId,
               tables: grant.tables,
               sink,
-              prefaceBytes: 0,
+              // Written with the headers, so the stall detection counts it as handed to the connection.
+              prefaceBytes: preface.length,
             })
             grants.track(subscriber, { channel, credentials, userId: grant.userId, ttlSeconds: grant.ttlSeconds })
             if (kind !== undefined) obs.framesSent(kind, 1)

@@ -206,14 +206,23 @@ export class Hub {
       this.obs.framesSent("error", 1)
       s.sink.close(errorBytes(reason))
     }
-    const level = reason === "client_closed" || reason === "shutdown" ? "info" : "warn"
-    this.log.log(level, "subscriber closed", {
-      subscriber_id: s.id,
-      channel: s.channel,
-      user_id: s.userId,
-      request_id: s.requestId,
-      reason,
-    })
+    this.logClosed(s, reason)
+  }
+
+  /**
+   * Clients come and go all day, and a replication loss or a shutdown ends every subscriber at once: those are
+   * debug lines (the disconnect metric counts them; the caller logs one summary). What an operator should look at —
+   * slow consumers, revocations, oversized transactions — is a warning, at most one per reason every ten seconds.
+   */
+  private logClosed(s: Subscriber, reason: CloseReason): void {
+    const fields = { subscriber_id: s.id, channel: s.channel, user_id: s.userId, request_id: s.requestId, reason }
+    if (reason === "client_closed" || reason === "shutdown" || reason === "wal_disconnected") {
+      if (this.log.enabled("debug")) this.log.debug("subscriber closed", fields)
+      return
+    }
+    const suppressed = this.throttle.admit(`closed:${reason}`, this.now())
+    if (suppressed === undefined) return
+    this.log.warn("subscriber closed", { ...fields, similar_suppressed: suppressed })
   }
 
   /** Ends a subscriber whose backlog or transaction Walera gives up on, counting what it did not deliver. */
@@ -304,24 +313,40 @@ export class Hub {
     }
   }
 
-  oversizedCommit(xid: number, tables: ReadonlyMap<string, TableTouch>, changeCount: number, limit: string): void {
+  /**
+   * A transaction past the size limits committed: every subscriber it touches gets tx_too_large — those seen while
+   * it was spilled, and those that attached since to a row it touched — and the window remembers it, so no
+   * handshake in flight can open past it without the gap being signalled.
+   */
+  oversizedCommit(
+    xid: number,
+    tables: ReadonlyMap<string, TableTouch>,
+    changeCount: number,
+    commitTime: bigint,
+    limit: string,
+  ): void {
     const state = this.oversized
     this.oversized = null
     const now = this.now()
-    this.obs.txDecoded(changeCount, 0)
+    this.obs.txDecoded(changeCount, Math.max(0, now - pgEpochMicrosToUnixMs(commitTime)) / 1000)
     this.window.appendOversized(xid, tables, now)
     this.obs.replayWindow(this.window.size, this.window.bytes)
+    const touched = state !== null && state.xid === xid ? state.touched : new Set<Subscriber>()
+    for (const [table, touch] of tables) {
+      if (touch.multi) continue
+      this.index.touched(table, touch.firstPk, (s) => {
+        if (s.whitelist.tables.has(table)) touched.add(s)
+      })
+    }
     let dropped = 0
-    if (state !== null && state.xid === xid) {
-      for (const s of state.touched) {
-        if (!s.open) continue
-        if (tables.get(s.table)?.multi === true) {
-          this.obs.txDropped("multi_root", 1)
-          continue
-        }
-        this.drop(s, "tx_too_large")
-        dropped++
+    for (const s of touched) {
+      if (!s.open) continue
+      if (tables.get(s.table)?.multi === true) {
+        this.obs.txDropped("multi_root", 1)
+        continue
       }
+      this.drop(s, "tx_too_large")
+      dropped++
     }
     this.log.warn(`transaction larger than ${limit}`, { tx_id: xid, changes: changeCount, subscribers_closed: dropped })
   }
@@ -336,11 +361,16 @@ export class Hub {
     this.oversized = null
     this.window.clear()
     this.obs.replayWindow(0, 0)
+    const told = this.size
     for (const slice of this.slices) for (const s of [...slice]) this.end(s, "wal_disconnected")
+    if (told > 0) this.log.warn("replication lost: every subscriber was told wal_disconnected", { subscribers: told })
   }
 
   /** Sends every subscriber its own reconnect delay in [1 s, spreadMs], then `shutdown`, and ends it. */
   shutdown(spreadMs: number, random: () => number): void {
+    const told = this.size
+    if (told > 0)
+      this.log.info("sending shutdown to every subscriber", { subscribers: told, reconnect_spread_ms: spreadMs })
     for (const slice of this.slices) {
       for (const s of [...slice]) {
         const last = Buffer.from(retryFrame(shutdownRetryMs(spreadMs, random())) + SHUTDOWN_FRAME)

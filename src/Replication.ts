@@ -107,6 +107,7 @@ export class Replication extends Context.Service<Replication, { readonly status:
                 e.xid,
                 e.tables,
                 e.changeCount,
+                e.commitTime,
                 e.reason === "bytes" ? "router.max_tx_bytes" : "router.max_changes_per_tx",
               )
               break

@@ -205,7 +205,8 @@ export const KEYS = {
   }),
   "router.max_changes_per_tx": key<number>({
     fallback: 10_000,
-    description: "most changes of one transaction sent to one subscriber; beyond it the subscriber must resync",
+    description:
+      "most changes of one transaction held in memory (all tables); a larger one ends the streams it touches with tx_too_large",
     read: int(1, Number.MAX_SAFE_INTEGER, "changes"),
   }),
   "router.max_tx_bytes": key<number>({

@@ -279,8 +279,8 @@ const RESERVED_HEADERS: Readonly<Record<string, string>> = {
   "proxy-authorization": HOP_BY_HOP,
   "proxy-authenticate": HOP_BY_HOP,
   "proxy-connection": HOP_BY_HOP,
-  traceparent: "Walera sends the trace context of its own span (with tracing on)",
-  tracestate: "Walera sends the trace context of its own span (with tracing on)",
+  traceparent: "the trace context sent to the backend is Walera's own span's (with tracing on)",
+  tracestate: "the trace context sent to the backend is Walera's own span's; a client's tracestate would not match it",
   "x-request-id": "Walera sends its own X-Request-ID so the auth call can be traced",
 }
 

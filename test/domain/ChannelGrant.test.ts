@@ -1,5 +1,5 @@
-// Tests for what a client may ask for (SPEC §1.1, §1.2 step 5) and what the auth backend
-// granted (SPEC §3): channel paths, request ids, grant parsing from untrusted bodies, the
+// Tests for what a client may ask for (docs/operations.md, "Endpoints") and what the auth backend
+// granted (docs/auth.md): channel paths, request ids, grant parsing from untrusted bodies, the
 // root/table check, and whitelist interning.
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
@@ -93,7 +93,7 @@ const refused = (body: unknown): string => {
 }
 
 describe("parseGrant", () => {
-  it("parses the SPEC §3 grant", () => {
+  it("parses a grant as docs/auth.md describes it", () => {
     const g = ok({
       user_id: "alice",
       tables: { orders: ["id", "status", "total_cents", "updated_at"], line_items: ["id", "qty"] },

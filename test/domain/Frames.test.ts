@@ -1,4 +1,4 @@
-// Tests for the SSE wire frames of SPEC §1.3 and §2: the exact bytes a browser's EventSource reads.
+// Tests for the SSE wire frames (docs/delivery-semantics.md, "Frames"): the exact bytes a browser's EventSource reads.
 import { parseGrant } from "../../domain/Grant.ts"
 import { describe, expect, it } from "vitest"
 import {

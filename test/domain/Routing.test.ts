@@ -1,4 +1,4 @@
-// Tests for the routing rules of SPEC §4 and the whitelist filter of SPEC §3: the routing index,
+// Tests for the routing rules (docs/delivery-semantics.md) and the whitelist filter (docs/auth.md): the routing index,
 // the anchor rule, ride-along, the multi-root guard, one encoding per whitelist, the exact
 // payload shape, and properties that the whitelist never leaks and the guard drops exactly
 // the multi-root transactions.
@@ -202,7 +202,7 @@ describe("Routing: ride-along", () => {
     expect(payload.changes.map((c) => c.table)).toEqual(["orders"])
   })
 
-  it("is not FK-aware: a child of another root in the same transaction rides along (SPEC §4.3)", () => {
+  it("is not FK-aware: a child of another root in the same transaction rides along", () => {
     const tx = txOf([update(ORDERS, ["42", "paid", "1", null]), insert(LINE_ITEMS, ["9", "99", "1"])])
     const s = sub("s", "orders", "42", everything)
     const payload = payloadFor(tx, indexOf(s), s) as { changes: Array<{ pk: string }> }
@@ -321,7 +321,7 @@ describe("Routing: one encoding per whitelist", () => {
 describe("Routing: encodeTx payload", () => {
   const commitTime = pgMicros("2026-05-18T08:30:12Z")
 
-  it("is the SPEC §2 shape on one line: tx_id, commit_ts, changes; data keys in table-column order", () => {
+  it("is the documented tx shape on one line: tx_id, commit_ts, changes; data keys in table-column order", () => {
     // The grant lists columns in another order than the table does; the payload follows the table.
     const w = makeWhitelist({ orders: ["total_cents", "status"] })
     const tx = txOf([update(ORDERS, ["42", "paid", "1999", null])], 735, commitTime)

@@ -1,4 +1,4 @@
-// Tests for transaction assembly (SPEC §2, §5): decoded pgoutput messages in, Tx events with
+// Tests for transaction assembly (docs/delivery-semantics.md): decoded pgoutput messages in, Tx events with
 // the JSON fragments every subscriber shares out; skipped relations, DDL, oversized
 // transactions, and a property that chunking the message stream never changes the result.
 import fc from "fast-check"

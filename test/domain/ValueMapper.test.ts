@@ -1,4 +1,4 @@
-// Tests for the pgoutput-text → JSON value mapping (SPEC §2): every type rule, the edge cases PostgreSQL actually
+// Tests for the pgoutput-text → JSON value mapping (docs/delivery-semantics.md): every type rule, the edge cases PostgreSQL actually
 // prints, and properties that every fragment is valid one-line JSON.
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"

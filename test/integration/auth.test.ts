@@ -1,5 +1,5 @@
 // Grants that expire, narrow and get revoked, and the circuit breaker around a failing
-// auth backend (SPEC §3), end to end with a real HTTP backend.
+// auth backend (docs/auth.md), end to end with a real HTTP backend.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { openSse } from "../support/SseClient.ts"
 import { ALICE, type Env, setup } from "./fixtures.ts"

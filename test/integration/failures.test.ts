@@ -1,4 +1,4 @@
-// When the world misbehaves (SPEC §5–§7): replication lost and regained, PostgreSQL
+// When the world misbehaves (docs/delivery-semantics.md, "What is signalled"): replication lost and regained, PostgreSQL
 // restarted or absent at startup, a client that stops reading, a huge transaction.
 import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"

@@ -1,4 +1,4 @@
-// Every status of the handshake (SPEC §1.2), in its order, against a real auth backend:
+// Every status of the handshake (docs/operations.md, "The handshake"), in its order, against a real auth backend:
 // the first failing step answers, with no SSE headers on failure.
 import http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"

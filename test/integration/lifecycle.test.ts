@@ -1,4 +1,4 @@
-// Lifecycle of the process (SPEC §10): heartbeats on idle streams, two instances on one
+// Lifecycle of the process (docs/operations.md, "Graceful shutdown"): heartbeats on idle streams, two instances on one
 // database, and SIGTERM — shutdown frame to every stream, slot gone, exit 0 in time.
 import { spawn } from "node:child_process"
 import { resolve } from "node:path"

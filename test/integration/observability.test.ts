@@ -1,4 +1,4 @@
-// What an operator sees: every metric of SPEC §9 moves when its event happens, and the
+// What an operator sees: every metric of docs/operations.md ("Metrics") moves when its event happens, and the
 // logs carry identifiers but never a token, cookie, forwarded header, initial_data or row value.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { openSse, waitUntil } from "../support/SseClient.ts"

@@ -1,4 +1,4 @@
-// The core path end to end, one scenario per routing rule (SPEC §1.3, §2, §4): real
+// The core path end to end, one scenario per routing rule (docs/delivery-semantics.md): real
 // PostgreSQL, a real auth backend over HTTP, Walera as a process, SSE over real sockets.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { metricValue } from "../support/Scrape.ts"
@@ -149,7 +149,7 @@ describe("one row stream", () => {
       "BEGIN; UPDATE orders SET total_cents = 5 WHERE id = 4; INSERT INTO audit (id, what) VALUES (2, 'AUDIT-MARKER-2'); COMMIT;",
     )
     await barrier(sse, 4)
-    // Default replica identity sends the whole new row, so an update carries every granted column (SPEC §2).
+    // Default replica identity sends the whole new row, so an update carries every granted column.
     const txs = sse.txs()
     expect(txs.length).toBe(3)
     expect(txs[1]!.changes).toEqual([

@@ -1,4 +1,4 @@
-// Value mapping of SPEC §2 from real pgoutput text, plus the relation shapes of SPEC §5:
+// Value mapping (docs/delivery-semantics.md) from real pgoutput text, plus the relation shapes PostgreSQL sends:
 // REPLICA IDENTITY FULL, composite keys, added columns and unchanged TOAST values.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { openSse, type SseClient } from "../support/SseClient.ts"
@@ -75,7 +75,7 @@ const open = async (path: string): Promise<SseClient> => {
 }
 
 describe("value mapping", () => {
-  it("maps every type of SPEC §2", async () => {
+  it("maps every type of the value mapping", async () => {
     const sse = await open("/sse/v1/everything/1")
     await env.db.sql(`SET TIME ZONE 'Europe/Berlin'; INSERT INTO everything VALUES (
       1, 12, 123456, 9223372036854775807, 12345678901234567890.123456789, 1.5, 2.25, 'NaN', '-Infinity', true,

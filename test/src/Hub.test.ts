@@ -127,7 +127,8 @@ const route = (hub: Hub, list: ReadonlyArray<AssemblyEvent>) => {
   for (const e of list) {
     if (e._tag === "Tx") hub.dispatch(e.tx)
     if (e._tag === "Spill") hub.spill(e.xid, e.changes)
-    if (e._tag === "Oversized") hub.oversizedCommit(e.xid, e.tables, e.changeCount, "router.max_changes_per_tx")
+    if (e._tag === "Oversized")
+      hub.oversizedCommit(e.xid, e.tables, e.changeCount, e.commitTime, "router.max_changes_per_tx")
   }
 }
 
@@ -236,6 +237,21 @@ describe("size limits", () => {
     expect(all.closed()).toBe(undefined)
     expect(all.text()).toBe("")
     expect(h.obs.count("txDropped:multi_root")).toBe(1)
+  })
+})
+
+describe("oversized transactions and late subscribers", () => {
+  it("a subscriber that attached after its row was spilled still gets tx_too_large at the commit", () => {
+    const h = make()
+    const list = events("z", [["1", 5]], 3)
+    const commit = list.filter((e) => e._tag === "Oversized")
+    route(
+      h.hub,
+      list.filter((e) => e._tag !== "Oversized"),
+    )
+    const late = h.open("1")
+    route(h.hub, commit)
+    expect(late.closed()).toBe('event: error\ndata: {"reason":"tx_too_large"}\n\n')
   })
 })
 

@@ -31,7 +31,7 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** Server settings for tests and the bench: logical WAL, room for many slots, no durability (SPEC §12). */
+/** Server settings for tests and the bench: logical WAL, room for many slots, no durability (docs/performance.md). */
 export const LOGICAL_PG_FLAGS: ReadonlyArray<string> = [
   "-c",
   "wal_level=logical",

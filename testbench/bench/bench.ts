@@ -1,4 +1,4 @@
-// `npm run bench`: the SPEC §12 scenario end to end — PostgreSQL, auth backend, Walera, writer and SSE load
+// `npm run bench`: the performance scenario of docs/performance.md end to end — PostgreSQL, auth backend, Walera, writer and SSE load
 // generator on one machine — plus a plain node:http baseline, an optional rate sweep and an idle-streams phase.
 // Writes bench-results/<timestamp>/report.{md,json} and exits non-zero when events went missing.
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process"
@@ -51,7 +51,7 @@ const HELP = `Usage: npm run bench -- [options]
   --drop-one-event        forget one received event, so the run must report it missing and exit 1 (CI's check
                           that a missing event fails the bench)
 
-  --scenario h2-100k      (or --h2) SPEC §12.1 over prior-knowledge h2c: 99 990 orders/{pk} + 10 orders/all over
+  --scenario h2-100k      (or --h2) the HTTP/2 scenario over prior-knowledge h2c: 99 990 orders/{pk} + 10 orders/all over
                           1 000 HTTP/2 connections, 1 000 tx/s, 60 s, against a plain node:http2 server;
                           with --quick 5 000 streams over 50 connections, 20 s
   --sessions N            h2c connections (default 1 000, --quick 50); streams are shared evenly among them
@@ -718,7 +718,7 @@ const renderReport = (r: Record<string, any>): string => {
   if (m !== undefined) {
     const w = m.window as RunWindow
     const c = w.cpu
-    L.push(`## SPEC §12${isH2 ? ".1" : ""} targets`, "", "| target | measured | |", "|---|---|---|")
+    L.push(`## ${isH2 ? "HTTP/2 " : ""}targets (docs/performance.md)`, "", "| target | measured | |", "|---|---|---|")
     L.push(
       isH2
         ? `| CPU per tx (no target for HTTP/2; ≤ 100 µs for HTTP/1.1) | ${w.waleraCpuUsPerTx} µs (${w.deliveriesPerTx} deliveries/tx) | |`

@@ -1,4 +1,4 @@
-// What every bench run stands on: the SPEC §12 schema and seed, the two-user auth backend, and the settings Walera
+// What every bench run stands on: the performance scenario's schema (docs/performance.md) and seed, the two-user auth backend, and the settings Walera
 // runs with. Shared by the bench and the idle-memory probe so both measure the same Walera.
 import http from "node:http"
 

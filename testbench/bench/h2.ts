@@ -23,7 +23,7 @@ export interface ScenarioDefaults {
 export const SCENARIOS = ["spec12", "h2-100k"] as const
 export type ScenarioName = (typeof SCENARIOS)[number]
 
-/** SPEC §12.1: 99 990 orders/{pk} + 10 orders/all over ≤ 1 000 connections, 1 000 tx/s, 60 s. */
+/** The HTTP/2 scenario (docs/performance.md): 99 990 orders/{pk} + 10 orders/all over ≤ 1 000 connections, 1 000 tx/s, 60 s. */
 export const H2_FULL: ScenarioDefaults & { readonly sessions: number } = {
   streams: 100_000,
   sessions: 1000,
