@@ -322,10 +322,12 @@ export const layer = (config: HttpConfig) =>
       const answer2 = (stream: http2.ServerHttp2Stream, headers: Headers, a: Answer) => {
         if (stream.destroyed || stream.headersSent) return
         stream.respond({ ":status": a.status, ...BASE_HEADERS, ...cors(headers), ...withoutConnection(a.headers) })
-        stream.end(a.body)
+        // respond() already ends a bodiless answer (204, 304, HEAD): a second end would be an unhandled stream error.
+        if (!stream.writableEnded) stream.end(a.body)
       }
 
       const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+        stream.on("error", () => {}) // an unhandled stream error would stop the process; "close" follows anyway
         const method = String(headers[":method"] ?? "GET")
         const target = String(headers[":path"] ?? "/")
         const h = headers as Headers
@@ -338,7 +340,6 @@ export const layer = (config: HttpConfig) =>
         let fiber: Fiber.Fiber<unknown, unknown> | undefined
         const abandon = () => fiber?.interruptUnsafe()
         stream.once("close", abandon)
-        stream.on("error", () => {})
         fiber = startOpen(r.request, h, {
           gone: () => stream.destroyed || stream.closed,
           answer: (a) => {

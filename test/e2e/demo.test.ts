@@ -1,13 +1,16 @@
 // End-to-end test of `npm run demo`: the whole product on ephemeral ports, driven through headless Chromium —
-// proves the UI renders from the SSE mirror (not from API responses) and that bob's whitelist hides notes/subtasks.
-import { existsSync, mkdirSync } from "node:fs"
+// proves the UI renders from the SSE mirror (not from API responses), that bob's whitelist hides notes/subtasks, and
+// that over HTTP/1.1 the board's streams beyond the browser's six connections wait (test/e2e/demoH2.test.ts: not
+// over HTTP/2).
+import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { type Browser, chromium, type Page } from "playwright-core"
+import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Demo, startDemo } from "../../testbench/demo/demo.ts"
 import { freePort } from "../support/EmbeddedPg.ts"
+import { metricValue } from "../support/Scrape.ts"
+import { launchChromium } from "./chromium.ts"
 
-const CHROMIUM = "/usr/bin/chromium"
 const REPO_ROOT = resolve(import.meta.dirname, "..", "..")
 const SCREENSHOT = join(REPO_ROOT, "test-results", "demo.png")
 
@@ -36,9 +39,6 @@ const renderedStatus = async (page: Page, id: number) => ({
 
 describe("npm run demo in a browser", () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} not found: the e2e test needs Debian's Chromium — run: apt-get install -y chromium`)
-    }
     const [uiPort, waleraPort, backendPort] = [await freePort(), await freePort(), await freePort()]
     demo = await startDemo({
       uiPort,
@@ -51,18 +51,7 @@ describe("npm run demo in a browser", () => {
       // Lets the same test drive another Walera build (path relative to the repo root or absolute).
       ...(process.env["DEMO_WALERA_ENTRY"] ? { waleraEntry: process.env["DEMO_WALERA_ENTRY"] } : {}),
     })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    })
+    browser = await launchChromium()
   })
 
   afterAll(async () => {
@@ -187,6 +176,28 @@ describe("npm run demo in a browser", () => {
       .toBe("bob sees this title")
     expect(await page.getByTestId("task-notes").count()).toBe(0)
     expect(await page.getByTestId("columns-tasks").textContent()).not.toContain("notes")
+    await page.close()
+  })
+
+  it("board over HTTP/1.1: the browser opens six streams, the others wait, and the page says why", async () => {
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
+    page.on("pageerror", (error) => demoLog.push(`[board page error] ${error.message}`))
+    await page.goto(demo!.urls.board)
+    const lists = Number((await demo!.query("SELECT count(*)::int AS n FROM todo_lists")).rows[0].n)
+    expect(lists).toBeGreaterThan(6)
+    const hint = page.getByTestId("hint")
+    await expect.poll(() => hint.getAttribute("data-kind"), { timeout: 15_000 }).toBe("http1-limit")
+    expect(await hint.isVisible()).toBe(true)
+    expect(await page.getByTestId("board-summary").getAttribute("data-live")).toBe("6")
+    expect(await hint.textContent()).toContain(`${lists - 6} of ${lists} streams are waiting`)
+    expect(await hint.textContent()).toContain("npm run demo -- --h2")
+    expect(await page.locator('[data-testid^="list-card-"][data-state="connecting"]').count()).toBe(lists - 6)
+    // Walera holds exactly the streams the browser could open.
+    await expect
+      .poll(async () =>
+        metricValue(await (await fetch(demo!.urls.metrics)).text(), 'walera_subscribers_active{type="exact"}'),
+      )
+      .toBe(6)
     await page.close()
   })
 })

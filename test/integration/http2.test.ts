@@ -88,6 +88,29 @@ describe("h2c with prior knowledge, next to HTTP/1.1", () => {
     await waitUntil(async () => (await active(env)) === 0, 5000, "every subscriber freed")
   })
 
+  it("answers bodiless requests (CORS preflight, HEAD) and keeps serving", async () => {
+    // Browsers send a preflight before every stream that carries Authorization: once it crashed the process.
+    const h2 = await connectH2(env.walera.url)
+    try {
+      const preflight = await h2.open("/sse/v1/orders/1", {
+        ":method": "OPTIONS",
+        origin: "http://ui.example",
+        "access-control-request-method": "GET",
+        "access-control-request-headers": "authorization",
+      })
+      const head = await h2.open("/livez", { ":method": "HEAD" })
+      await Promise.all([preflight.closed, head.closed])
+      expect([preflight.status(), head.status()]).toEqual([204, 200])
+      expect(preflight.headers()["access-control-allow-methods"]).toBe("GET, OPTIONS")
+      expect(head.raw()).toBe("")
+      const stream = await h2.open("/sse/v1/orders/1", env.bearer("alice-token"))
+      expect(stream.status()).toBe(200)
+    } finally {
+      h2.close()
+    }
+    await waitUntil(async () => (await active(env)) === 0, 5000, "every subscriber freed")
+  })
+
   it("notices a reset stream at once and keeps the connection's other streams", async () => {
     const h2 = await connectH2(env.walera.url)
     try {

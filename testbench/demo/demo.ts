@@ -3,10 +3,11 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
-import { join, resolve } from "node:path"
+import { join, relative, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { type EmbeddedPg, startEmbeddedPg } from "../../test/support/EmbeddedPg.ts"
 import { type DemoBackend, startDemoBackend } from "./backend.ts"
+import { certificateAdvice, DEMO_TLS_CERT_FILE, DEMO_TLS_KEY_FILE, getText } from "./demoTls.ts"
 import { type WebServer, startWebServer } from "./webServer.ts"
 import { type GentleWriter, startGentleWriter } from "./writer.ts"
 
@@ -19,6 +20,7 @@ export interface DemoOptions {
   readonly backendPort?: number
   /** Start the gentle writer. Default true. */
   readonly writer?: boolean
+  /** Writes per second over all ten lists. Default 1. */
   readonly writerRatePerSecond?: number
   /** Share of task `start` calls the API fails with 503 to show the optimistic rollback. Default 0.2. */
   readonly flakyRate?: number
@@ -30,12 +32,19 @@ export interface DemoOptions {
   readonly waleraEntry?: string
   /** How long to wait for Walera's /readyz. Default 30 s. */
   readonly readyTimeoutMs?: number
+  /**
+   * Serve Walera over TLS with the certificate in testbench/tls, so browsers speak HTTP/2 to it (they never speak
+   * cleartext h2) and a page can hold more than six streams. Default false: HTTP/1.1, no certificate to accept.
+   */
+  readonly h2?: boolean
 }
 
 export interface DemoUrls {
   readonly ui: string
   readonly uiAlice: string
   readonly uiBob: string
+  /** Every list on one page, one stream each. */
+  readonly board: string
   readonly walera: string
   readonly metrics: string
   readonly backend: string
@@ -44,6 +53,10 @@ export interface DemoUrls {
 
 export interface Demo {
   readonly urls: DemoUrls
+  /** Walera speaks TLS (HTTP/2 to browsers). */
+  readonly h2: boolean
+  /** GET a path from Walera (e.g. /metrics), trusting the demo certificate in h2 mode. */
+  readonly getFromWalera: (path: string) => Promise<{ readonly status: number; readonly body: string }>
   readonly pg: EmbeddedPg
   /** Runs SQL against the demo database. */
   readonly query: EmbeddedPg["query"]
@@ -88,8 +101,8 @@ const waitForReady = async (url: string, child: ChildProcess, timeoutMs: number,
       throw new Error(`Walera exited (${child.exitCode ?? child.signalCode}) before /readyz was 200.\n${lastLines()}`)
     }
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) })
-      lastStatus = `${response.status} ${(await response.text()).slice(0, 200)}`
+      const response = await getText(url, 1_000)
+      lastStatus = `${response.status} ${response.body.slice(0, 200)}`
       if (response.status === 200) return
     } catch (error) {
       lastStatus = error instanceof Error ? error.message : String(error)
@@ -152,9 +165,10 @@ export const startDemo = async (options: DemoOptions = {}): Promise<Demo> => {
 
     const waleraPort = options.waleraPort ?? 8080
     const uiPort = options.uiPort ?? 8081
-    const waleraUrl = `http://127.0.0.1:${waleraPort}`
+    const h2 = options.h2 ?? false
+    const waleraUrl = `${h2 ? "https" : "http"}://127.0.0.1:${waleraPort}`
     const recent: Array<string> = []
-    log(`[demo] starting Walera on ${waleraUrl}…`)
+    log(`[demo] starting Walera on ${waleraUrl}${h2 ? " (TLS, ALPN h2 and http/1.1)" : ""}…`)
     const walera = spawn(process.execPath, [options.waleraEntry ?? "src/main.ts"], {
       cwd: REPO_ROOT,
       stdio: ["ignore", "pipe", "pipe"],
@@ -168,8 +182,11 @@ export const startDemo = async (options: DemoOptions = {}): Promise<Demo> => {
         WALERA_WAL_PUBLICATION_NAME: "walera_pub",
         WALERA_WAL_BOOTSTRAP: "auto",
         WALERA_AUTH_DEFAULT_TTL_SECONDS: "60",
+        // The board holds one stream per list (ten) in each open tab, which the default per-user cap of 10 would refuse.
+        WALERA_LIMITS_PER_USER_CONCURRENT: "100",
         // The UI's "drop connection" resumes instead of refetching where the server supports it (ignored otherwise).
         WALERA_ROUTER_RESUME_WINDOW: "60s",
+        ...(h2 ? { WALERA_HTTP_TLS_CERT_FILE: DEMO_TLS_CERT_FILE, WALERA_HTTP_TLS_KEY_FILE: DEMO_TLS_KEY_FILE } : {}),
       },
     })
     stops.push({ name: "walera", run: () => stopChild(walera) })
@@ -197,7 +214,7 @@ export const startDemo = async (options: DemoOptions = {}): Promise<Demo> => {
 
     let writer: GentleWriter | undefined
     if (options.writer ?? true) {
-      writer = startGentleWriter({ databaseUrl, ratePerSecond: options.writerRatePerSecond ?? 0.5, log })
+      writer = startGentleWriter({ databaseUrl, ratePerSecond: options.writerRatePerSecond ?? 1, log })
       stops.push({ name: "writer", run: writer.stop })
     }
 
@@ -207,11 +224,14 @@ export const startDemo = async (options: DemoOptions = {}): Promise<Demo> => {
         ui,
         uiAlice: `${ui}/?user=alice&list=1`,
         uiBob: `${ui}/?user=bob&list=1`,
+        board: `${ui}/board.html?user=alice`,
         walera: waleraUrl,
         metrics: `${waleraUrl}/metrics`,
         backend: backend.url,
         database: databaseUrl,
       },
+      h2,
+      getFromWalera: (path) => getText(`${waleraUrl}${path}`),
       pg,
       query: (sql, database = DATABASE) => pg.query(sql, database),
       stop,
@@ -230,12 +250,18 @@ const portFromEnv = (name: string, fallback: number): number => {
   return port
 }
 
+const KNOWN_FLAGS = new Set(["--h2", "--no-writer", "--quiet", "--help", "-h"])
+
 const main = async () => {
   const args = process.argv.slice(2)
   if (args.includes("--help") || args.includes("-h")) {
     console.log(
       [
-        "usage: npm run demo [-- --no-writer] [--quiet]",
+        "usage: npm run demo [-- --h2] [--no-writer] [--quiet]",
+        "  --h2          serve Walera over TLS (self-signed certificate in testbench/tls/) so the browser speaks",
+        "                HTTP/2 and the board's streams (one per list) share one connection; the browser must",
+        "                accept the certificate once (the demo says how). Without it: HTTP/1.1, where a browser",
+        "                opens at most six streams to Walera at a time",
         "  --no-writer   do not start the gentle load writer",
         "  --quiet       show only Walera's warnings and errors",
         "env: DEMO_UI_PORT (8081), DEMO_WALERA_PORT (8080), DEMO_BACKEND_PORT (8082), DEMO_FLAKY_RATE (0.2),",
@@ -243,6 +269,11 @@ const main = async () => {
       ].join("\n"),
     )
     return
+  }
+  const unknown = args.filter((arg) => !KNOWN_FLAGS.has(arg))
+  if (unknown.length > 0) {
+    console.error(`[demo] unknown option ${unknown.join(" ")}; see npm run demo -- --help`)
+    process.exit(2)
   }
   let demo: Demo | undefined
   let shuttingDown = false
@@ -276,6 +307,7 @@ const main = async () => {
       writer: !args.includes("--no-writer"),
       flakyRate: flakyRaw === undefined || flakyRaw === "" ? 0.2 : Number(flakyRaw),
       waleraLog: args.includes("--quiet") ? "warn" : "all",
+      h2: args.includes("--h2"),
       ...(process.env["DEMO_WALERA_ENTRY"] ? { waleraEntry: process.env["DEMO_WALERA_ENTRY"] } : {}),
     })
   } catch (error) {
@@ -294,13 +326,21 @@ const main = async () => {
       "",
       `  UI as alice (sees notes and subtasks)  ${urls.uiAlice}`,
       `  UI as bob   (no notes, no subtasks)    ${urls.uiBob}`,
+      `  Board: every list, one stream each     ${urls.board}`,
       `  Walera metrics                         ${urls.metrics}`,
       `  Demo backend (auth + product API)      ${urls.backend}`,
       `  PostgreSQL                             ${urls.database}`,
       "",
       "  Raw stream:",
-      `    curl -N -H "Authorization: Bearer alice-token" ${urls.walera}/sse/v1/todo_lists/1`,
+      `    curl -N ${demo.h2 ? `--cacert ${relative(process.cwd(), DEMO_TLS_CERT_FILE)} ` : ""}-H "Authorization: Bearer alice-token" ${urls.walera}/sse/v1/todo_lists/1`,
       "",
+      ...(demo.h2
+        ? [...certificateAdvice(urls.walera, urls.board), ""]
+        : [
+            "  The board holds ten streams; over HTTP/1.1 a browser opens six at a time (`npm run demo -- --h2`: one",
+            "  HTTP/2 connection for all).",
+            "",
+          ]),
       "Press Ctrl-C to stop.",
       "",
     ].join("\n"),

@@ -74,8 +74,10 @@ CREATE TRIGGER tasks_bump_list AFTER INSERT OR UPDATE OR DELETE ON tasks
 CREATE TRIGGER subtasks_bump_task AFTER INSERT OR UPDATE OR DELETE ON subtasks
   FOR EACH ROW EXECUTE FUNCTION demo_bump_task();
 
--- Seed: two lists with a few tasks and subtasks each (ids 1.. in insertion order).
-INSERT INTO todo_lists (title) VALUES ('Launch Walera'), ('Weekend errands');
+-- Seed: ten lists with a few tasks and subtasks each (ids 1.. in insertion order). Ten, so the board (one stream
+-- per list) needs more than the six connections a browser opens to one origin over HTTP/1.1.
+INSERT INTO todo_lists (title) VALUES ('Launch Walera'), ('Weekend errands'), ('Garden'), ('Book club'),
+  ('Move flat'), ('Team offsite'), ('Tax return'), ('Birthday party'), ('Kitchen'), ('Learn the cello');
 
 INSERT INTO tasks (todo_list_id, title, status, notes) VALUES
   (1, 'Write the SPEC', 'COMPLETED', 'Contract first; tests pin the MUSTs.'),
@@ -84,7 +86,27 @@ INSERT INTO tasks (todo_list_id, title, status, notes) VALUES
   (1, 'Run the benchmark', 'PENDING', NULL),
   (2, 'Buy groceries', 'PENDING', 'Oat milk, not the sweet one.'),
   (2, 'Fix the bike', 'PENDING', NULL),
-  (2, 'Call grandma', 'COMPLETED', 'Sunday afternoon is best.');
+  (2, 'Call grandma', 'COMPLETED', 'Sunday afternoon is best.'),
+  (3, 'Plant tomatoes', 'PENDING', 'After the last frost.'),
+  (3, 'Mow the lawn', 'COMPLETED', NULL),
+  (3, 'Fix the fence', 'IN_PROGRESS', NULL),
+  (4, 'Pick the next book', 'COMPLETED', 'Something short this time.'),
+  (4, 'Book a table', 'PENDING', NULL),
+  (5, 'Order boxes', 'COMPLETED', NULL),
+  (5, 'Pack the kitchen', 'IN_PROGRESS', NULL),
+  (5, 'Change the address', 'PENDING', 'Bank, insurance, post.'),
+  (5, 'Return the keys', 'PENDING', NULL),
+  (6, 'Choose a venue', 'IN_PROGRESS', NULL),
+  (6, 'Send invitations', 'PENDING', NULL),
+  (7, 'Collect receipts', 'IN_PROGRESS', NULL),
+  (7, 'File the return', 'PENDING', 'Deadline end of July.'),
+  (8, 'Bake a cake', 'PENDING', NULL),
+  (8, 'Buy candles', 'COMPLETED', NULL),
+  (8, 'Make a playlist', 'PENDING', NULL),
+  (9, 'Measure the cabinets', 'COMPLETED', NULL),
+  (9, 'Get quotes', 'PENDING', NULL),
+  (10, 'Tune the strings', 'PENDING', NULL),
+  (10, 'Practise scales', 'IN_PROGRESS', '15 minutes a day.');
 
 INSERT INTO subtasks (task_id, title, status) VALUES
   (1, 'HTTP API', 'COMPLETED'),
@@ -97,6 +119,14 @@ INSERT INTO subtasks (task_id, title, status) VALUES
   (5, 'Bread', 'PENDING'),
   (5, 'Apples', 'PENDING'),
   (6, 'Patch the tube', 'PENDING'),
-  (6, 'Oil the chain', 'PENDING');
+  (6, 'Oil the chain', 'PENDING'),
+  (10, 'Buy posts', 'COMPLETED'),
+  (10, 'Paint', 'PENDING'),
+  (14, 'Plates', 'COMPLETED'),
+  (14, 'Glasses', 'PENDING'),
+  (17, 'Visit the lake hotel', 'PENDING'),
+  (21, 'Flour', 'PENDING'),
+  (21, 'Eggs', 'PENDING'),
+  (25, 'Ask two carpenters', 'PENDING');
 
 CREATE PUBLICATION walera_pub FOR TABLE todo_lists, tasks, subtasks;

@@ -3,19 +3,24 @@
 // overlay that the stream confirms.
 import { applyTxAsync, connect } from "@walera/client"
 import Dexie, { liveQuery } from "dexie"
+import {
+  $,
+  config,
+  h,
+  hideCertificateHint,
+  parseCommitTs,
+  params,
+  STATUS_LABEL,
+  showCertificateHint,
+  token,
+  user,
+} from "./common.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Who and what
 
-const TOKENS = { alice: "alice-token", bob: "bob-token" }
-const params = new URLSearchParams(location.search)
-const user = Object.hasOwn(TOKENS, params.get("user") ?? "") ? params.get("user") : "alice"
-const token = TOKENS[user]
 const listId = /^[1-9][0-9]{0,8}$/.test(params.get("list") ?? "") ? Number(params.get("list")) : 1
-const config = await (await fetch("/config.json")).json()
 const streamUrl = `${config.waleraUrl}/sse/v1/todo_lists/${listId}`
-
-const $ = (testId) => document.querySelector(`[data-testid="${testId}"]`)
 
 // ---------------------------------------------------------------------------------------------------------------
 // The mirror: one IndexedDB database per user (two windows, two users, no collisions)
@@ -117,6 +122,7 @@ const follow = () =>
     headers: { Authorization: `Bearer ${token}` },
     backoff: { baseMs: 500, maxMs: 15_000 },
     onOpen() {
+      hideCertificateHint($("hint"))
       setConn("syncing", "waiting for the first frame")
     },
     onResync() {
@@ -151,6 +157,7 @@ const follow = () =>
         toast(`Stream refused: ${reason}`, "error")
         return
       }
+      if (reason === "network") showCertificateHint($("hint"))
       setConn("reconnecting", `${reason} · retry in ${(retryInMs / 1000).toFixed(1)} s`)
     },
   })
@@ -168,13 +175,6 @@ const recordEvent = (tx, receivedAt) => {
   eventLog.unshift({ tx, tables, latency: undefined })
   eventLog.length = Math.min(eventLog.length, 8)
   showRate()
-}
-
-/** RFC 3339 with up to nanosecond fraction → epoch ms (Date.parse is only guaranteed for milliseconds). */
-const parseCommitTs = (text) => {
-  const match = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(text ?? "")
-  if (!match) return Number.NaN
-  return Date.parse(`${match[1]}.${(match[2] ?? "0").padEnd(3, "0").slice(0, 3)}${match[3]}`)
 }
 
 const showRate = () => {
@@ -292,20 +292,6 @@ const addTask = async (title) => {
 // ---------------------------------------------------------------------------------------------------------------
 // Rendering: only from the mirror (liveQuery) plus the overlay
 
-const h = (tag, attributes = {}, ...children) => {
-  const element = document.createElement(tag)
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === undefined || value === false) continue
-    if (name === "className") element.className = value
-    else element.setAttribute(name, value === true ? "" : String(value))
-  }
-  for (const child of children.flat()) {
-    if (child !== undefined && child !== null && child !== false) element.append(child)
-  }
-  return element
-}
-
-const STATUS_LABEL = { PENDING: "pending", IN_PROGRESS: "in progress", COMPLETED: "done" }
 const statusOf = (table, row) => (row ? (overlay.get(`${table}:${row.id}`)?.status ?? row.status) : undefined)
 const timeOf = (value) => (value ? new Date(value).toLocaleTimeString() : "")
 
@@ -494,6 +480,7 @@ for (const link of document.querySelectorAll("[data-user]")) {
   link.href = `?user=${link.dataset.user}&list=${listId}`
   link.classList.toggle("active", link.dataset.user === user)
 }
+$("board-link").href = `/board.html?user=${user}`
 const select = $("list-select")
 select.addEventListener("change", () => {
   location.search = `?user=${user}&list=${select.value}`
