@@ -3,7 +3,6 @@
 import { inject } from "vitest"
 import { type AuthServer, startAuthServer } from "../support/AuthServer.ts"
 import { createTestDb, type TestDb } from "../support/Db.ts"
-import { metricValue } from "../support/Scrape.ts"
 import { waitUntil } from "../support/SseClient.ts"
 import { startWalera, type WaleraProcess } from "../support/Walera.ts"
 
@@ -42,7 +41,7 @@ export interface Env {
   readonly auth: AuthServer
   readonly walera: WaleraProcess
   readonly bearer: (token: string) => Record<string, string>
-  /** Commits a transaction and waits until Walera decoded it: every earlier commit is decoded too. */
+  /** Commits a transaction and waits until Walera dispatched it: every earlier commit is dispatched too. */
   readonly settle: () => Promise<void>
   readonly close: () => Promise<void>
 }
@@ -76,11 +75,29 @@ export const setup = async (
     walera,
     bearer: (token) => ({ authorization: `Bearer ${token}` }),
     settle: async () => {
-      const decoded = async () => metricValue((await walera.get("/metrics")).body, "walera_wal_transactions_total")
-      const before = await decoded()
-      await db.sql("CREATE TABLE IF NOT EXISTS walera_settle (id int PRIMARY KEY)")
-      await db.sql("INSERT INTO walera_settle VALUES (1) ON CONFLICT (id) DO UPDATE SET id = 1")
-      await waitUntil(async () => (await decoded()) > before, 10_000, "walera to decode the settle transaction")
+      // A WAL position inside a transaction committed now: once every slot on this database has confirmed it, that
+      // transaction — and every one committed before it — was decoded and dispatched (acks never run ahead).
+      await db.sql("CREATE TABLE IF NOT EXISTS walera_settle (id int PRIMARY KEY, n int)")
+      const results = (await db.sql(
+        `BEGIN;
+         INSERT INTO walera_settle VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET n = walera_settle.n + 1;
+         SELECT pg_logical_emit_message(true, 'walera-settle', '')::text AS lsn;
+         COMMIT;`,
+      )) as unknown as Array<{ rows: Array<{ lsn?: string }> }>
+      const lsn = results.flatMap((x) => x.rows).find((row) => row.lsn !== undefined)!.lsn!
+      await waitUntil(
+        async () => {
+          const slots = await db.sql(
+            `SELECT count(*)::int AS n, count(*) FILTER (WHERE confirmed_flush_lsn >= $1::pg_lsn)::int AS done
+             FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical'`,
+            [lsn],
+          )
+          const row = slots.rows[0] as { n: number; done: number }
+          return row.n > 0 && row.done === row.n
+        },
+        10_000,
+        "walera to dispatch everything committed so far",
+      )
     },
     close: async () => {
       await walera.stop("SIGKILL").catch(() => {})
