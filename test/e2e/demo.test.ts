@@ -115,18 +115,17 @@ describe("npm run demo in a browser", () => {
     const latency = await page.getByTestId("latency").textContent()
     expect(latency).toMatch(/^\d+ ms$/)
 
-    // Drop the stream: the client reconnects at once with the last tx id. A server that can resume replays what the
-    // page missed ("resumed from tx N", no initial_data); one that cannot opens normally and the page resyncs from
-    // initial_data. Either way the change committed meanwhile arrives.
+    // Drop the stream: the client reconnects at once with the last tx id. The demo runs Walera with
+    // router.resume_window, so it replays what the page missed ("resumed from tx N", no initial_data, no refetch),
+    // and the change committed meanwhile arrives.
     expect(await page.getByTestId("sync-state").getAttribute("data-kind")).toBe("initial")
-    const canResume = (await (await fetch(demo!.urls.metrics)).text()).includes("walera_resume_total")
     const lastTx = await page.getByTestId("event-log").locator("li b").first().textContent()
     await page.getByTestId("btn-reconnect").click()
     await demo!.query(`UPDATE tasks SET title = 'changed while reconnecting' WHERE id = ${other}`)
     await expect
       .poll(() => page.getByTestId("sync-state").getAttribute("data-kind"), { timeout: 20_000 })
-      .toBe(canResume ? "resumed" : "resynced")
-    if (canResume) expect(await page.getByTestId("sync-state").textContent()).toContain(`resumed from ${lastTx}`)
+      .toBe("resumed")
+    expect(await page.getByTestId("sync-state").textContent()).toContain(`resumed from ${lastTx}`)
     await expect.poll(() => page.getByTestId("conn-state").getAttribute("data-state"), { timeout: 20_000 }).toBe("live")
     await expect
       .poll(() => task(page, other).getByTestId("task-title").textContent(), { timeout: 10_000 })
