@@ -11,6 +11,7 @@ export default defineConfig({
             "test/src/**/*.test.ts",
             "test/adapters/**/*.test.ts",
             "test/client/**/*.test.ts",
+            "test/testbench/**/*.test.ts",
           ],
           testTimeout: 20_000,
         },
