@@ -510,11 +510,14 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
     let openMiss = 0
     for (const i of candidates) {
       const t = txs[i]!
-      if (delivered.has(t.seq)) continue
       if (t.commitStart > endT) break
       if (resumed && resumedFrom !== null && t.seq <= resumedFrom.seq) continue
       const inHoles = t.seq > firstDelivered && t.seq < lastDelivered
       const afterOpen = resumed ? resumedFrom !== null && t.seq > resumedFrom.seq : t.commitStart > lower
+      if (delivered.has(t.seq)) {
+        if ((inHoles || afterOpen) && required(t, s, intervals, next, endT)) stats.requiredChecked++
+        continue
+      }
       if (!inHoles && !afterOpen) {
         // Before the open bound: the open gap of today's server, counted, not a violation.
         if (!resumed && t.seq < firstDelivered && t.commitStart > s.tReq && required(t, s, intervals, next, endT))
@@ -591,7 +594,8 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
               : []
         const kinds = grants.map((g) => outcomes(t, s, g).some((o) => o.kind === "multi"))
         if (kinds.length === 0) continue
-        if (kinds.some((k) => k)) upper++
+        // Dispatched before this stream's request was even sent (a later transaction was read by then): not its drop.
+        if (kinds.some((k) => k) && dispatchedBy(inc.id, t.seq) >= s.tReq) upper++
         if (c === undefined || !kinds.every((k) => k) || s.tHdr === null || t.commitStart <= s.tHdr) continue
         const by = dispatchedBy(inc.id, t.seq)
         if (by > last.t) continue
