@@ -1,7 +1,9 @@
 // Resource tracking for the soak: every 2 s, per Walera process, RSS and open fds from /proc and
 // heap, streams, event-loop delay and the multi-root counter from /metrics; the replication slot
 // count from PostgreSQL. The trend test decides whether memory grew in a way load does not explain.
-import { readdirSync, readFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
+import http from "node:http"
 
 export interface Sample {
   readonly t: number
@@ -31,6 +33,52 @@ export const fdsOf = (pid: number): number => {
   }
 }
 
+export interface FdBreakdown {
+  readonly total: number
+  /** fds that are not sockets (pipes, eventfd, epoll, files) */
+  readonly nonSocket: number
+  /** TCP connections by role: accepted on Walera's port, to the auth backend, to PostgreSQL, anything else */
+  readonly sse: number
+  readonly auth: number
+  readonly pg: number
+  readonly otherTcp: number
+}
+
+/** A process's fds by role, so idle keep-alive connections to the auth backend are not mistaken for leaked streams. */
+export const fdBreakdown = (pid: number, ports: { walera: number; auth: number; pg: number }): FdBreakdown | null => {
+  let total = 0
+  let sockets = 0
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      total++
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) sockets++
+      } catch {}
+    }
+  } catch {
+    return null
+  }
+  let sse = 0
+  let auth = 0
+  let pgConns = 0
+  let otherTcp = 0
+  try {
+    const ss = execFileSync("ss", ["-tanpH"], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 })
+    for (const line of ss.split("\n")) {
+      if (!line.includes(`pid=${pid},`)) continue
+      const cols = line.trim().split(/\s+/)
+      if (cols[0] === "LISTEN") continue
+      const local = Number(cols[3]?.slice(cols[3].lastIndexOf(":") + 1))
+      const peer = Number(cols[4]?.slice(cols[4].lastIndexOf(":") + 1))
+      if (local === ports.walera) sse++
+      else if (peer === ports.auth) auth++
+      else if (peer === ports.pg) pgConns++
+      else otherTcp++
+    }
+  } catch {}
+  return { total, nonSocket: total - sockets, sse, auth, pg: pgConns, otherTcp }
+}
+
 /** Prometheus text → series → value (labels kept as written). */
 export const parseMetrics = (text: string): Map<string, number> => {
   const out = new Map<string, number>()
@@ -42,14 +90,21 @@ export const parseMetrics = (text: string): Map<string, number> => {
   return out
 }
 
-export const scrape = async (url: string): Promise<Map<string, number> | null> => {
-  try {
-    const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) })
-    return parseMetrics(await r.text())
-  } catch {
-    return null
-  }
-}
+/** One GET /metrics on its own connection (a kept-alive one would look like an open stream in the fd count). */
+export const scrape = (url: string): Promise<Map<string, number> | null> =>
+  new Promise((resolve) => {
+    const req = http.get(`${url}/metrics`, { agent: false, timeout: 3000 }, (res) => {
+      let body = ""
+      res.setEncoding("utf8")
+      res.on("data", (c: string) => {
+        body += c
+      })
+      res.on("end", () => resolve(res.statusCode === 200 ? parseMetrics(body) : null))
+      res.on("error", () => resolve(null))
+    })
+    req.on("timeout", () => req.destroy())
+    req.on("error", () => resolve(null))
+  })
 
 export const streamsOf = (m: Map<string, number>): number =>
   (m.get('walera_subscribers_active{type="exact"}') ?? 0) + (m.get('walera_subscribers_active{type="wildcard"}') ?? 0)

@@ -1,4 +1,5 @@
 // The soak's report: one JSON document with everything measured and a markdown page for people.
+import type { FdBreakdown } from "./monitor.ts"
 import type { OracleResult, Violation } from "./oracle.ts"
 import type { WriterStats } from "./writer.ts"
 
@@ -8,6 +9,8 @@ export interface ResourceSummary {
   readonly rss: { start: number; end: number; peak: number }
   readonly heap: { start: number; end: number; peak: number }
   readonly fds: { start: number; end: number; peak: number }
+  /** By role, when idle: right after start and after every client closed. */
+  readonly fdsIdle: { start: FdBreakdown | null; end: FdBreakdown | null }
   readonly streamsPeak: number
   readonly loopLagP99MaxMs: number
   readonly heapDriftMiBPerMin: number | null
@@ -201,6 +204,9 @@ export const renderMarkdown = (r: SoakReport): string => {
   )
   p(`- ends by reason: ${JSON.stringify(r.oracle.stats.endsByReason)}`)
   p(`- PostgreSQL log: ${JSON.stringify(r.postgres)}`)
+  for (const x of r.resources)
+    if (x.fdsIdle.end !== null)
+      p(`- ${x.instance} fds when idle: start ${JSON.stringify(x.fdsIdle.start)}, end ${JSON.stringify(x.fdsIdle.end)}`)
   p(`- per-user cap probe at the end: ${JSON.stringify(r.caps.perUserProbe)}`)
   p()
   p("## Walera log lines (warn and above) by message")

@@ -14,7 +14,18 @@ import { type EmbeddedPg, startEmbeddedPg } from "../../test/support/EmbeddedPg.
 import { type AuthBackend, startAuthBackend } from "./auth.ts"
 import { type ClientsOptions, type FromClients, seeded, type ToClients } from "./clients.ts"
 import { type FaultKind, isDeploy, planFaults } from "./faults.ts"
-import { fdsOf, fitDrift, floors, MULTI_ROOT, rssOf, type Sample, scrape, streamsOf } from "./monitor.ts"
+import {
+  type FdBreakdown,
+  fdBreakdown,
+  fdsOf,
+  fitDrift,
+  floors,
+  MULTI_ROOT,
+  rssOf,
+  type Sample,
+  scrape,
+  streamsOf,
+} from "./monitor.ts"
 import { checkHistory, DEFAULT_ORACLE_CONFIG, type Violation } from "./oracle.ts"
 import { type DeployMeasure, renderMarkdown, type ResourceSummary, type SoakReport } from "./report.ts"
 import { DDL, seedSql } from "./schema.ts"
@@ -139,6 +150,9 @@ const main = async (): Promise<number> => {
     WALERA_AUTH_DEFAULT_TTL_SECONDS: "30",
     ...(args.resume ? { WALERA_ROUTER_RESUME_WINDOW: "60s" } : {}),
   }
+  const fdsAtStart = new Map<string, FdBreakdown>()
+  const fdsAtEnd = new Map<string, FdBreakdown>()
+  const portsOf = (w: LiveWalera) => ({ walera: w.port, auth: Number(new URL(backend.url).port), pg: db.port })
   const incarnations: Incarnation[] = []
   const allWalera: LiveWalera[] = []
   const live = new Map<"A" | "B", LiveWalera>()
@@ -153,6 +167,8 @@ const main = async (): Promise<number> => {
     children.add(w.child)
     incarnations.push(w.inc)
     allWalera.push(w)
+    const idle = fdBreakdown(w.child.pid ?? 0, portsOf(w))
+    if (idle !== null) fdsAtStart.set(w.inc.id, idle)
     live.set(slot, w)
     return w
   }
@@ -249,9 +265,7 @@ const main = async (): Promise<number> => {
       type: "pool",
       instances: [...pool].map((slot) => ({ id: live.get(slot)!.inc.id, url: live.get(slot)!.url })),
     })
-  // Idle fds/RSS of the first processes before any client connects.
   await sampleOnce()
-  const idleStart = new Map(samples.map((s) => [s.instance, s]))
   pool.add("A")
   pool.add("B")
   const clientOptions: ClientsOptions = {
@@ -460,22 +474,19 @@ const main = async (): Promise<number> => {
   // Per-user slots: every one of them must be free again (hung-up handshakes give theirs back).
   const perUserProbe: Record<string, { opened: number; expected: number; overCapStatus: number }> = {}
   for (const w of live.values()) perUserProbe[w.inc.id] = await probePerUserCap(w.url, perUserCap)
-  // Closed sockets may take Walera a moment (a stalled one is destroyed 2 s after its last write): wait for the fds.
+  // Every stream socket must be gone; a stalled one is destroyed 2 s after its last write.
   const settleStart = now()
   for (;;) {
-    const settled = [...live.values()].every((w) => {
-      const first = idleStart.get(w.inc.id)
-      return first === undefined || fdsOf(w.child.pid ?? 0) <= first.fds + 16
-    })
-    if (settled || now() - settleStart > 15_000) break
+    const open = [...live.values()].map((w) => fdBreakdown(w.child.pid ?? 0, portsOf(w))?.sse ?? 0)
+    if (open.every((n) => n === 0) || now() - settleStart > 15_000) break
     await sleep(500)
   }
-  say(
-    `fds settled in ${Math.round(now() - settleStart)} ms: ${[...live.values()].map((w) => `${w.inc.id} ${fdsOf(w.child.pid ?? 0)}`).join(", ")}`,
-  )
+  for (const w of live.values()) {
+    const b = fdBreakdown(w.child.pid ?? 0, portsOf(w))
+    if (b !== null) fdsAtEnd.set(w.inc.id, b)
+  }
+  say(`fds at the end: ${[...fdsAtEnd].map(([id, b]) => `${id} ${JSON.stringify(b)}`).join(", ")}`)
   await sampleOnce()
-  const idleEnd = new Map<string, Sample>()
-  for (const s of samples) idleEnd.set(s.instance, s)
 
   // Stop both; no replication slot may be left behind.
   for (const w of live.values()) {
@@ -529,11 +540,21 @@ const main = async (): Promise<number> => {
       leak = `heap floor grows ${(heapFit.slopePerMin / MiB).toFixed(2)} MiB/min`
     if (long && rssFit !== null && rssFit.slopePerMin > 2 * MiB && rssFit.growth > 16 * MiB)
       leak = `${leak === null ? "" : `${leak}; `}RSS grows ${(rssFit.slopePerMin / MiB).toFixed(2)} MiB/min`
-    const first = idleStart.get(inc.id)
-    const last = idleEnd.get(inc.id)
-    const idleBoth = first !== undefined && last !== undefined && stopCodes[inc.id] !== undefined
-    if (idleBoth && last.fds > first.fds + 16)
-      leak = `${leak === null ? "" : `${leak}; `}fds ${first.fds} idle at start, ${last.fds} idle at end`
+    // fds: no stream socket left, PostgreSQL connections within the pool (3) + replication (1), idle auth
+    // keep-alive connections within the agent's bound (256), and no growth of everything that is not a socket.
+    const first = fdsAtStart.get(inc.id)
+    const last = fdsAtEnd.get(inc.id)
+    if (last !== undefined) {
+      const problems: string[] = []
+      if (last.sse > 0) problems.push(`${last.sse} stream sockets still open after every client closed`)
+      if (last.pg > 4) problems.push(`${last.pg} connections to PostgreSQL`)
+      if (last.auth > 256) problems.push(`${last.auth} connections to the auth backend`)
+      if (first !== undefined && last.nonSocket > first.nonSocket + 4)
+        problems.push(`${first.nonSocket} non-socket fds at start, ${last.nonSocket} at the end`)
+      if (first !== undefined && last.otherTcp > first.otherTcp + 4)
+        problems.push(`${last.otherTcp} other TCP connections`)
+      if (problems.length > 0) leak = `${leak === null ? "" : `${leak}; `}fds: ${problems.join(", ")}`
+    }
     if (leak !== null) failures.push(`leak in ${inc.id}: ${leak}`)
     const heaps = mine.map((s) => s.heap ?? 0)
     resources.push({
@@ -542,6 +563,7 @@ const main = async (): Promise<number> => {
       rss: { start: mine[0]!.rss, end: mine.at(-1)!.rss, peak: Math.max(...mine.map((s) => s.rss)) },
       heap: { start: heaps[0]!, end: heaps.at(-1)!, peak: Math.max(...heaps) },
       fds: { start: mine[0]!.fds, end: mine.at(-1)!.fds, peak: Math.max(...mine.map((s) => s.fds)) },
+      fdsIdle: { start: fdsAtStart.get(inc.id) ?? null, end: fdsAtEnd.get(inc.id) ?? null },
       streamsPeak: Math.max(...mine.map((s) => s.streams ?? 0)),
       loopLagP99MaxMs: Math.max(...mine.map((s) => (s.loopLagP99 ?? 0) * 1000)),
       heapDriftMiBPerMin: heapFit === null ? null : heapFit.slopePerMin / MiB,

@@ -12,6 +12,7 @@ export interface LiveWalera {
   readonly inc: Incarnation
   readonly child: ChildProcess
   readonly url: string
+  readonly port: number
   readonly exited: Promise<number | null>
   /** The last ~1 MiB of log lines. */
   readonly logs: () => string
@@ -94,7 +95,7 @@ export const startWalera = async (options: {
     await new Promise((r) => setTimeout(r, 200))
   }
   inc.readyAt = options.now()
-  return { inc, child, url, exited, logs: () => out, messages }
+  return { inc, child, url, port, exited, logs: () => out, messages }
 }
 
 /** SIGTERM, then wait for the exit (SIGKILL after `killAfterMs`). */
