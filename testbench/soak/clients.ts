@@ -94,7 +94,7 @@ export const runClients = (send: (m: FromClients) => void) => {
   let pool: ReadonlyArray<{ id: string; url: string }> = []
   let finishing = false
   const records: StreamRec[] = []
-  const live = new Set<{ close: () => void }>()
+  const live = new Set<{ close: () => void; resume: () => void }>()
   const log = (line: string) => send({ type: "log", line })
 
   const pickInstance = () => (pool.length === 0 ? undefined : pool[Math.floor(random() * pool.length)])
@@ -143,12 +143,15 @@ export const runClients = (send: (m: FromClients) => void) => {
       let closedByUs = false
       let final = false
       const timers: NodeJS.Timeout[] = []
+      let pausedAt: number | null = null
+      let resumeReading = () => {}
       const handle = {
         close: () => {
           final = true
           closedByUs = true
           req.destroy()
         },
+        resume: () => resumeReading(),
       }
       live.add(handle)
       const finish = (by: "client" | "server" | "error") => {
@@ -184,6 +187,14 @@ export const runClients = (send: (m: FromClients) => void) => {
           req.destroy()
           finish("client")
           return
+        }
+        resumeReading = () => {
+          if (pausedAt === null) return
+          const pauseMs = now() - pausedAt
+          rec.maxPauseMs = Math.max(rec.maxPauseMs, pauseMs)
+          if (pauseMs >= (options?.stallMs ?? 2500) && rec.stallFrom === null) rec.stallFrom = pausedAt
+          pausedAt = null
+          if (!done) res.resume()
         }
         const parser = new SseParser()
         res.on("data", (chunk: Buffer) => {
@@ -234,13 +245,11 @@ export const runClients = (send: (m: FromClients) => void) => {
             while (!done) {
               await sleep(spec.behaviour === "staller" ? 20_000 + random() * 20_000 : 3000 + random() * 9000)
               if (done) return
-              const pauseMs = spec.behaviour === "staller" ? 30_000 : 500 + random() * 3500
-              const from = now()
+              const pauseMs = spec.behaviour === "staller" ? 60_000 : 500 + random() * 3500
+              pausedAt = now()
               res.pause()
               await sleep(pauseMs)
-              rec.maxPauseMs = Math.max(rec.maxPauseMs, pauseMs)
-              if (pauseMs >= (options?.stallMs ?? 2500) && rec.stallFrom === null) rec.stallFrom = from
-              if (!done) res.resume()
+              resumeReading()
             }
           }
           void pauseLoop()
@@ -308,6 +317,9 @@ export const runClients = (send: (m: FromClients) => void) => {
       }
     } else if (m.type === "finish") {
       finishing = true
+      // Paused readers read what is waiting for them first, so the last transactions are not lost to the close.
+      for (const h of live) h.resume()
+      await sleep(2000)
       for (const h of [...live]) h.close()
       const deadline = now() + 10_000
       while (live.size > 0 && now() < deadline) await sleep(50)

@@ -17,10 +17,10 @@ export type FaultKind =
   | "client_storm"
 
 export const CYCLE: ReadonlyArray<FaultKind> = [
-  "walsender_kill_a",
   "auth_5xx",
   "deploy_default_spread",
   "client_storm",
+  "walsender_kill_a",
   "pg_restart_fast",
   "auth_sluggish",
   "deploy_short_spread",

@@ -28,6 +28,13 @@ export interface DeployMeasure {
   readonly streamsAtSigterm: number
   readonly shutdownFrames: number
   readonly retryBeforeShutdownMs: { min: number; max: number; count: number }
+  /** The stopped process's clients coming back: how many, how fast, how many refused. */
+  readonly wave: {
+    readonly reconnects: number
+    readonly peakPerSec: number
+    readonly delayMs: { p50: number; p90: number; max: number }
+    readonly refusedByStatus: Record<string, number>
+  }
   readonly windowSeconds: number
   readonly peakOpenCallsPerSec: number
   readonly peakAuthCallsPerSec: number
@@ -178,6 +185,13 @@ export const renderMarkdown = (r: SoakReport): string => {
         : `${d.retryBeforeShutdownMs.count}× ${d.retryBeforeShutdownMs.min}–${d.retryBeforeShutdownMs.max} ms`,
     )
     row("SIGTERM → exit", (d) => `${d.exitMs} ms (code ${d.exitCode})`)
+    row("its clients back (reconnects)", (d) => String(d.wave.reconnects))
+    row("peak reconnects/s", (d) => String(d.wave.peakPerSec))
+    row(
+      "shutdown → reconnect p50 / p90 / max",
+      (d) => `${d.wave.delayMs.p50} / ${d.wave.delayMs.p90} / ${d.wave.delayMs.max} ms`,
+    )
+    row("reconnects refused", (d) => JSON.stringify(d.wave.refusedByStatus))
     row("peak auth calls/s for opens", (d) => String(d.peakOpenCallsPerSec))
     row("peak auth calls/s, all", (d) => String(d.peakAuthCallsPerSec))
     row("opens in window", (d) => String(d.opensInWindow))

@@ -13,6 +13,7 @@ import pg from "pg"
 import { type EmbeddedPg, startEmbeddedPg } from "../../test/support/EmbeddedPg.ts"
 import { type AuthBackend, startAuthBackend } from "./auth.ts"
 import { type ClientsOptions, type FromClients, seeded, type ToClients } from "./clients.ts"
+import { type DeployRecord, measureDeploy } from "./deploys.ts"
 import { type FaultKind, isDeploy, planFaults } from "./faults.ts"
 import {
   type FdBreakdown,
@@ -295,14 +296,7 @@ const main = async (): Promise<number> => {
   const chaosStart = now()
   const chaosMs = minutes * 60_000
   const faultLog: Array<{ t: number; kind: string; ms: number; detail: string }> = []
-  const deployRecords: Array<{
-    inc: Incarnation
-    tSig: number
-    spreadMs: number
-    exitMs: number
-    restartMs: number
-    streamsAtSigterm: number
-  }> = []
+  const deployRecords: DeployRecord[] = []
   const specialsAt = [0.3, 0.6].map((f) => chaosStart + f * chaosMs)
   for (let t = chaosStart + 120_000 * 2; t < chaosStart + chaosMs - 20_000; t += 120_000) specialsAt.push(t)
 
@@ -605,53 +599,7 @@ const main = async (): Promise<number> => {
     examples.push(...oracle.violations.filter((v) => v.rule === rule).slice(0, 5))
 
   // Rolling deploys: the reconnect wave each spread setting produced.
-  const deploys: DeployMeasure[] = deployRecords.map((d) => {
-    const windowMs = Math.max(d.spreadMs, 15_000) + 10_000
-    const end = d.tSig + windowMs
-    let peakOpen = 0
-    let peakAll = 0
-    for (const [sec, c] of backend.perSecond) {
-      if (sec * 1000 < d.tSig || sec * 1000 > end) continue
-      peakOpen = Math.max(peakOpen, c.open)
-      peakAll = Math.max(peakAll, c.open + c.refresh + c.probe)
-    }
-    const inWindow = streams.filter((s) => s.tReq >= d.tSig && s.tReq <= end)
-    const refused = inWindow.filter((s) => s.status >= 400)
-    const byStatus: Record<string, number> = {}
-    for (const s of refused) byStatus[s.status] = (byStatus[s.status] ?? 0) + 1
-    const onIt = streams.filter((s) => s.instance === d.inc.id && s.status === 200)
-    const retries: number[] = []
-    let shutdownFrames = 0
-    for (const s of onIt) {
-      const i = s.frames.findIndex((f) => f.event === "shutdown")
-      if (i < 0) continue
-      shutdownFrames++
-      const before = s.frames[i - 1]
-      if (before?.event === "retry" && i > 1 && before.retry !== undefined) retries.push(before.retry)
-    }
-    return {
-      incarnation: d.inc.id,
-      spread: d.spreadMs === 1000 ? "1s" : "30s (default)",
-      at: iso(d.tSig),
-      exitMs: d.exitMs,
-      exitCode: d.inc.exitCode,
-      restartMs: d.restartMs,
-      streamsAtSigterm: d.streamsAtSigterm,
-      shutdownFrames,
-      retryBeforeShutdownMs: {
-        min: retries.length === 0 ? 0 : Math.min(...retries),
-        max: retries.length === 0 ? 0 : Math.max(...retries),
-        count: retries.length,
-      },
-      windowSeconds: windowMs / 1000,
-      peakOpenCallsPerSec: peakOpen,
-      peakAuthCallsPerSec: peakAll,
-      opensInWindow: inWindow.length,
-      refusedInWindow: refused.length,
-      refusedByStatus: byStatus,
-      overlappedFaults: faultLog.filter((f) => f.t > d.tSig + 100 && f.t < end).map((f) => f.kind),
-    }
-  })
+  const deploys: DeployMeasure[] = deployRecords.map((d) => measureDeploy(d, streams, backend.perSecond, faultLog))
 
   const byStatus: Record<string, number> = {}
   const byBehaviour: Record<string, number> = {}
