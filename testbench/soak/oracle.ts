@@ -546,7 +546,7 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
         ...ctx,
         xid: t.xid,
         rule: "missing",
-        detail: `#${t.seq} (${t.kind}${t.oversize ? `, over ${t.oversize}: must end the stream with tx_too_large` : ""}) committed ${iso(t.commitStart)}, ${tail ? "after the last delivered transaction" : "between delivered ones"}; stream ${s.path} headers ${iso(s.tHdr ?? 0)}, end ${endReason} ${iso(endT)}`,
+        detail: `#${t.seq} (${t.kind}${t.oversize ? `, over ${t.oversize}: must end the stream with tx_too_large` : ""}) committed ${iso(t.commitStart)}, ${tail ? "after the last delivered transaction" : t.seq < firstDelivered ? `before the first delivered one (open: request ${iso(s.tReq)}, auth call received ${iso(authRecv)})` : "between delivered ones"}; stream ${s.path} headers ${iso(s.tHdr ?? 0)}, end ${endReason} ${iso(endT)}`,
       })
     }
     if (openMiss > 0) {
