@@ -243,9 +243,10 @@ export const runClients = (send: (m: FromClients) => void) => {
         if (spec.behaviour === "slow" || spec.behaviour === "staller") {
           const pauseLoop = async () => {
             while (!done) {
-              await sleep(spec.behaviour === "staller" ? 20_000 + random() * 20_000 : 3000 + random() * 9000)
+              await sleep(spec.behaviour === "staller" ? 5000 + random() * 10_000 : 3000 + random() * 9000)
               if (done) return
-              const pauseMs = spec.behaviour === "staller" ? 60_000 : 500 + random() * 3500
+              // A staller stops reading for good: Walera must drop it (slow_consumer) once the socket is full.
+              const pauseMs = spec.behaviour === "staller" ? 3_600_000 : 500 + random() * 3500
               pausedAt = now()
               res.pause()
               await sleep(pauseMs)

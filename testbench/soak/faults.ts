@@ -55,7 +55,7 @@ export const planFaults = (chaosMs: number): Planned[] => {
     const kind = CYCLE[i % CYCLE.length]!
     const slot = Math.max(3500, (isDeploy(kind) ? DEPLOY_SLOT_MS : FAULT_SLOT_MS) * scale)
     if (at > usable && i > 0) break
-    out.push({ at, kind, lasts: Math.min(8000, Math.max(3000, slot * 0.5)) })
+    out.push({ at: Math.round(at), kind, lasts: Math.round(Math.min(8000, Math.max(3000, slot * 0.5))) })
     at += slot
   }
   return out

@@ -83,6 +83,7 @@ export interface OracleStats {
   resumedOpens: number
   endsByReason: Record<string, number>
   tailGapsAllowed: number
+  /** Over streams whose client never paused reading. */
   maxCommitToReceiveMs: number
 }
 
@@ -408,7 +409,7 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
       lastSeq = Math.max(lastSeq, t.seq)
       delivered.set(t.seq, f.t)
       stats.transactionsDelivered++
-      stats.maxCommitToReceiveMs = Math.max(stats.maxCommitToReceiveMs, f.t - t.commitEnd)
+      if (s.maxPauseMs === 0) stats.maxCommitToReceiveMs = Math.max(stats.maxCommitToReceiveMs, f.t - t.commitEnd)
       if (typeof body.commit_ts === "string") {
         const ts = parseTs(body.commit_ts)
         if (!(ts >= t.commitStart - config.commitTsSlackMs && ts <= t.commitEnd + config.commitTsSlackMs))

@@ -11,6 +11,7 @@ export interface ResourceSummary {
   readonly fds: { start: number; end: number; peak: number }
   /** By role, when idle: right after start and after every client closed. */
   readonly fdsIdle: { start: FdBreakdown | null; end: FdBreakdown | null }
+  readonly idle: { start: { heap: number; rss: number } | null; end: { heap: number; rss: number } | null }
   readonly streamsPeak: number
   readonly loopLagP99MaxMs: number
   readonly heapDriftMiBPerMin: number | null
@@ -167,7 +168,7 @@ export const renderMarkdown = (r: SoakReport): string => {
   p("|---|---|---|---|---|---|---|---|---|---|")
   for (const x of r.resources)
     p(
-      `| ${x.instance} | ${x.minutes.toFixed(1)} | ${mib(x.rss.start)} / ${mib(x.rss.end)} / ${mib(x.rss.peak)} | ${mib(x.heap.start)} / ${mib(x.heap.end)} / ${mib(x.heap.peak)} | ${x.fds.start} / ${x.fds.end} / ${x.fds.peak} | ${x.streamsPeak} | ${x.loopLagP99MaxMs.toFixed(0)} ms | ${x.heapDriftMiBPerMin === null ? "–" : `${x.heapDriftMiBPerMin.toFixed(2)} MiB/min`} | ${x.rssDriftMiBPerMin === null ? "–" : `${x.rssDriftMiBPerMin.toFixed(2)} MiB/min`} | ${x.leak ?? "no"} |`,
+      `| ${x.instance} | ${x.minutes.toFixed(1)} | ${mib(x.rss.start)} / ${mib(x.rss.end)} / ${mib(x.rss.peak)} | ${mib(x.heap.start)} / ${mib(x.heap.end)} / ${mib(x.heap.peak)} | ${x.idle.start === null ? "–" : mib(x.idle.start.heap)} → ${x.idle.end === null ? "–" : mib(x.idle.end.heap)} | ${x.fds.start} / ${x.fds.end} / ${x.fds.peak} | ${x.streamsPeak} | ${x.loopLagP99MaxMs.toFixed(0)} ms | ${x.heapDriftMiBPerMin === null ? "–" : `${x.heapDriftMiBPerMin.toFixed(2)} MiB/min`} | ${x.rssDriftMiBPerMin === null ? "–" : `${x.rssDriftMiBPerMin.toFixed(2)} MiB/min`} | ${x.leak ?? "no"} |`,
     )
   p()
   p("## Rolling deploys: reconnect wave by shutdown.reconnect_spread")

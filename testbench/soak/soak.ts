@@ -153,6 +153,9 @@ const main = async (): Promise<number> => {
   }
   const fdsAtStart = new Map<string, FdBreakdown>()
   const fdsAtEnd = new Map<string, FdBreakdown>()
+  /** Heap and RSS with no stream open: right after start, and (lowest of a few samples) after every client closed. */
+  const idleAtStart = new Map<string, { heap: number; rss: number }>()
+  const idleAtEnd = new Map<string, { heap: number; rss: number }>()
   const portsOf = (w: LiveWalera) => ({ walera: w.port, auth: Number(new URL(backend.url).port), pg: db.port })
   const incarnations: Incarnation[] = []
   const allWalera: LiveWalera[] = []
@@ -170,6 +173,9 @@ const main = async (): Promise<number> => {
     allWalera.push(w)
     const idle = fdBreakdown(w.child.pid ?? 0, portsOf(w))
     if (idle !== null) fdsAtStart.set(w.inc.id, idle)
+    const m = await scrape(w.url)
+    const heap = m?.get("nodejs_heap_size_used_bytes")
+    if (heap !== undefined) idleAtStart.set(w.inc.id, { heap, rss: rssOf(w.child.pid ?? 0) })
     live.set(slot, w)
     return w
   }
@@ -480,6 +486,16 @@ const main = async (): Promise<number> => {
     if (b !== null) fdsAtEnd.set(w.inc.id, b)
   }
   say(`fds at the end: ${[...fdsAtEnd].map(([id, b]) => `${id} ${JSON.stringify(b)}`).join(", ")}`)
+  for (let i = 0; i < 4; i++) {
+    for (const w of live.values()) {
+      const heap = (await scrape(w.url))?.get("nodejs_heap_size_used_bytes")
+      if (heap === undefined) continue
+      const rss = rssOf(w.child.pid ?? 0)
+      const cur = idleAtEnd.get(w.inc.id)
+      idleAtEnd.set(w.inc.id, { heap: Math.min(heap, cur?.heap ?? heap), rss: Math.min(rss, cur?.rss ?? rss) })
+    }
+    await sleep(1500)
+  }
   await sampleOnce()
 
   // Stop both; no replication slot may be left behind.
@@ -527,13 +543,25 @@ const main = async (): Promise<number> => {
     const heapPts = tail.filter((s) => s.heap !== null).map((s) => ({ t: s.t, y: s.heap!, x: s.streams ?? 0 }))
     const heapFit = fitDrift(floors(heapPts, 20_000))
     const rssFit = fitDrift(tail.map((s) => ({ t: s.t, y: s.rss, x: s.streams ?? 0 })))
-    const long = minutesAlive >= 3
+    // A trend alone false-alarms under this much churn (a 3-minute run fitted +4 MiB/min on a process whose
+    // idle heap ended below where it started), so a trend fails the run only when the idle heap confirms it.
+    const judged = minutesAlive >= 5
     const MiB = 1024 * 1024
+    const mb = (b: number) => `${(b / MiB).toFixed(1)} MiB`
+    const idleStart = idleAtStart.get(inc.id)
+    const idleEnd = idleAtEnd.get(inc.id)
+    const heapGrew = idleStart !== undefined && idleEnd !== undefined ? idleEnd.heap - idleStart.heap : null
+    const rssGrew = idleStart !== undefined && idleEnd !== undefined ? idleEnd.rss - idleStart.rss : null
     let leak: string | null = null
-    if (long && heapFit !== null && heapFit.slopePerMin > 1 * MiB && heapFit.growth > 8 * MiB)
-      leak = `heap floor grows ${(heapFit.slopePerMin / MiB).toFixed(2)} MiB/min`
-    if (long && rssFit !== null && rssFit.slopePerMin > 2 * MiB && rssFit.growth > 16 * MiB)
-      leak = `${leak === null ? "" : `${leak}; `}RSS grows ${(rssFit.slopePerMin / MiB).toFixed(2)} MiB/min`
+    const note = (x: string) => {
+      leak = leak === null ? x : `${leak}; ${x}`
+    }
+    if (heapGrew !== null && heapGrew > 32 * MiB)
+      note(`idle heap ${mb(idleStart!.heap)} at start, ${mb(idleEnd!.heap)} at the end`)
+    else if (judged && heapGrew !== null && heapFit !== null && heapFit.slopePerMin > 1 * MiB && heapGrew > 8 * MiB)
+      note(`heap floor grows ${(heapFit.slopePerMin / MiB).toFixed(2)} MiB/min and the idle heap grew ${mb(heapGrew)}`)
+    if (judged && rssGrew !== null && rssFit !== null && rssFit.slopePerMin > 4 * MiB && rssGrew > 128 * MiB)
+      note(`RSS grows ${(rssFit.slopePerMin / MiB).toFixed(2)} MiB/min and the idle RSS grew ${mb(rssGrew)}`)
     // fds: no stream socket left, PostgreSQL connections within the pool (3) + replication (1), idle auth
     // keep-alive connections within the agent's bound (256), and no growth of everything that is not a socket.
     const first = fdsAtStart.get(inc.id)
@@ -547,7 +575,7 @@ const main = async (): Promise<number> => {
         problems.push(`${first.nonSocket} non-socket fds at start, ${last.nonSocket} at the end`)
       if (first !== undefined && last.otherTcp > first.otherTcp + 4)
         problems.push(`${last.otherTcp} other TCP connections`)
-      if (problems.length > 0) leak = `${leak === null ? "" : `${leak}; `}fds: ${problems.join(", ")}`
+      if (problems.length > 0) note(`fds: ${problems.join(", ")}`)
     }
     if (leak !== null) failures.push(`leak in ${inc.id}: ${leak}`)
     const heaps = mine.map((s) => s.heap ?? 0)
@@ -562,7 +590,8 @@ const main = async (): Promise<number> => {
       loopLagP99MaxMs: Math.max(...mine.map((s) => (s.loopLagP99 ?? 0) * 1000)),
       heapDriftMiBPerMin: heapFit === null ? null : heapFit.slopePerMin / MiB,
       rssDriftMiBPerMin: rssFit === null ? null : rssFit.slopePerMin / MiB,
-      leak: leak ?? (long ? null : "not judged: under 3 minutes of samples"),
+      idle: { start: idleStart ?? null, end: idleEnd ?? null },
+      leak: leak ?? (judged ? null : "no (trend not judged: under 5 minutes of samples)"),
     })
   }
   for (const [id, n] of Object.entries(caps))

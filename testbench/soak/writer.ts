@@ -443,7 +443,7 @@ export const startWriter = async (options: WriterOptions): Promise<Writer> => {
       (d) => {
         const a = somePk(d)
         d.updateOrder(a, orderValues())
-        d.insertAttachment(a, `scan-${text(6)}.pdf`, text(int(48_000, 64_000)))
+        d.insertAttachment(a, `scan-${text(6)}.pdf`, text(int(64_000, 160_000)))
       },
     ],
   ]
@@ -502,9 +502,10 @@ export const startWriter = async (options: WriterOptions): Promise<Writer> => {
       record(mySeq, xid, kind, commitStart, now(), draft)
     } catch (e) {
       const failedAt = now()
-      // No SQLSTATE, or class 08 (connection) / 57 (operator intervention, e.g. a shutdown): the session is gone.
+      // No SQLSTATE (a socket error), or class 08 (connection) / 57 (operator intervention, e.g. a shutdown): the session is gone.
       const code = (e as { code?: string }).code
-      const broken = client === null || code === undefined || code.startsWith("08") || code.startsWith("57")
+      const sqlstate = code !== undefined && /^[0-9A-Z]{5}$/.test(code)
+      const broken = client === null || !sqlstate || code.startsWith("08") || code.startsWith("57")
       if (phase === "commit" && draft !== null) {
         // The COMMIT may or may not have happened: ask the bookkeeping once the database is back.
         stats.ambiguous++
