@@ -18,7 +18,30 @@ export interface LiveWalera {
   readonly logs: () => string
   /** Log lines by message, for the report. */
   readonly messages: Map<string, number>
+  /** A full garbage collection through the inspector; false when it could not be done. */
+  readonly collectGarbage: () => Promise<boolean>
 }
+
+const collect = (url: string | null): Promise<boolean> =>
+  new Promise((resolve) => {
+    if (url === null) return resolve(false)
+    const ws = new WebSocket(url)
+    const timer = setTimeout(() => {
+      ws.close()
+      resolve(false)
+    }, 10_000)
+    ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: "HeapProfiler.collectGarbage" }))
+    ws.onmessage = (e) => {
+      if (!String(e.data).includes('"id":1')) return
+      clearTimeout(timer)
+      ws.close()
+      resolve(true)
+    }
+    ws.onerror = () => {
+      clearTimeout(timer)
+      resolve(false)
+    }
+  })
 
 export const startWalera = async (options: {
   readonly id: string
@@ -35,7 +58,8 @@ export const startWalera = async (options: {
     WALERA_WAL_BOOTSTRAP: "verify",
     ...options.env,
   }
-  const child = spawn(process.execPath, ["src/main.ts"], {
+  // The inspector lets the soak force a full collection before it reads the idle heap (gc() is not exposed).
+  const child = spawn(process.execPath, ["--inspect=127.0.0.1:0", "src/main.ts"], {
     cwd: repoRoot,
     env: { PATH: process.env["PATH"] ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -52,12 +76,14 @@ export const startWalera = async (options: {
     multiRootScrapes: [],
   }
   let out = ""
+  let inspector: string | null = null
   const messages = new Map<string, number>()
   let partial = ""
   const keep = (c: Buffer) => {
     const text = c.toString()
     out += text
     if (out.length > 2_000_000) out = out.slice(-1_000_000)
+    inspector ??= /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(text)?.[0] ?? null
     partial += text
     const lines = partial.split("\n")
     partial = lines.pop() ?? ""
@@ -95,7 +121,7 @@ export const startWalera = async (options: {
     await new Promise((r) => setTimeout(r, 200))
   }
   inc.readyAt = options.now()
-  return { inc, child, url, port, exited, logs: () => out, messages }
+  return { inc, child, url, port, exited, logs: () => out, messages, collectGarbage: () => collect(inspector) }
 }
 
 /** SIGTERM, then wait for the exit (SIGKILL after `killAfterMs`). */
