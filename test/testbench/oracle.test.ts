@@ -153,6 +153,7 @@ describe("the soak oracle", () => {
     const r = run([t1, t2, t3], [s])
     expect(rules(r)).toEqual(["missing"])
     expect(r.violations[0]!.xid).toBe(t2.xid)
+    expect(r.violations[0]!.bytes).toContain('"status":"b"')
   })
 
   it("finds a duplicate and prints its bytes", () => {

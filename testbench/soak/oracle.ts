@@ -548,12 +548,23 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
         xid: t.xid,
         rule: "missing",
         detail: `#${t.seq} (${t.kind}${t.oversize ? `, over ${t.oversize}: must end the stream with tx_too_large` : ""}) committed ${iso(t.commitStart)}, ${tail ? "after the last delivered transaction" : t.seq < firstDelivered ? `before the first delivered one (open: request ${iso(s.tReq)}, auth call received ${iso(authRecv)})` : "between delivered ones"}; stream ${s.path} headers ${iso(s.tHdr ?? 0)}, end ${endReason} ${iso(endT)}`,
+        bytes: expectedBytes(t, s, intervals, endT),
       })
     }
     if (openMiss > 0) {
       stats.openWindowMisses += openMiss
       stats.openWindowStreams++
     }
+  }
+
+  /** The frame a missing transaction should have been (under the first grant that may apply), for the report. */
+  function expectedBytes(t: HTx, s: StreamRec, intervals: Interval[], endT: number): string | undefined {
+    const g = inForce(intervals, t.commitStart, endT).find((x): x is Grant => x !== REVOKED)
+    const o = g === undefined ? undefined : outcomes(t, s, g).find((x) => x.kind === "deliver")
+    if (o === undefined || o.kind !== "deliver") return undefined
+    return shorten(
+      `(expected) event: tx\nid: ${t.xid}\ndata: ${JSON.stringify({ tx_id: t.xid, changes: o.changes.map(toJson) })}`,
+    )
   }
 
   /** The transaction had to reach the stream (or end it): it touches it under every grant that may apply. */
