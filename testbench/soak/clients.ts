@@ -216,6 +216,7 @@ export const runClients = (send: (m: FromClients) => void) => {
               event,
               ...(b.id === undefined ? {} : { id: b.id }),
               ...(b.data === undefined ? {} : { data: b.data }),
+              ...(b.retry === undefined ? {} : { retry: b.retry }),
             }
             if (event === "tx" && b.data !== undefined && b.data.length > BIG_FRAME) {
               try {

@@ -54,8 +54,10 @@ export const measureDeploy = (
     if (i < 0) continue
     shutdownFrames++
     const shutdownAt = s.frames[i]!.t
+    // Its own `retry:` block right before the frame (i > 1: not the prelude's), or a `retry:` line inside it.
     const before = s.frames[i - 1]
-    if (i > 1 && before?.event === "retry" && before.retry !== undefined) retries.push(before.retry)
+    const own = s.frames[i]!.retry ?? (i > 1 && before?.event === "retry" ? before.retry : undefined)
+    if (own !== undefined) retries.push(own)
     const mine = byClient.get(s.client) ?? []
     const next = mine[mine.indexOf(s) + 1]
     if (next === undefined) continue
