@@ -72,6 +72,7 @@ export interface SoakReport {
     readonly idleAtEnd: Record<string, number | null>
     readonly perUserProbe: Record<string, { opened: number; expected: number; overCapStatus: number }>
   }
+  readonly readyzAtEnd: Record<string, string>
   readonly deploys: DeployMeasure[]
   readonly postgres: Record<string, number>
   readonly clients: {
@@ -222,6 +223,7 @@ export const renderMarkdown = (r: SoakReport): string => {
   for (const x of r.resources)
     if (x.fdsIdle.end !== null)
       p(`- ${x.instance} fds when idle: start ${JSON.stringify(x.fdsIdle.start)}, end ${JSON.stringify(x.fdsIdle.end)}`)
+  p(`- /readyz after the faults: ${esc(JSON.stringify(r.readyzAtEnd))}`)
   p(`- per-user cap probe at the end: ${JSON.stringify(r.caps.perUserProbe)}`)
   p()
   p("## Walera log lines (warn and above) by message")

@@ -44,6 +44,7 @@ const HELP = `Usage: npm run soak -- [options]
   --strict-open      gapless open: require every touching transaction committed after the
                      backend received the open's auth call (SPEC §1.3)
   --no-faults        no injected faults (a baseline for the trends)
+  --no-big-bytes     no transaction over router.max_tx_bytes (for a server that does not implement it yet)
   --seed N           random seed (default: time based; printed in the report)
   --keep-raw         keep the raw histories (history.ndjson, streams.ndjson) even when the run passes
   --out DIR          results directory (default bench-results/soak-<timestamp>)
@@ -58,6 +59,7 @@ const { values: args } = parseArgs({
     resume: { type: "boolean", default: false },
     "strict-open": { type: "boolean", default: false },
     "no-faults": { type: "boolean", default: false },
+    "no-big-bytes": { type: "boolean", default: false },
     seed: { type: "string" },
     "keep-raw": { type: "boolean", default: false },
     out: { type: "string" },
@@ -436,7 +438,8 @@ const main = async (): Promise<number> => {
     for (const [i, at] of specialsAt.sort((a, b) => a - b).entries()) {
       if (at > now()) await sleep(at - now())
       if (now() > chaosStart + chaosMs) break
-      writer.special(i % 2 === 0 ? "oversize_changes" : "big_bytes")
+      if (i % 2 === 0) writer.special("oversize_changes")
+      else if (!args["no-big-bytes"]) writer.special("big_bytes")
     }
   })()
   const progress = setInterval(() => {
@@ -479,22 +482,27 @@ const main = async (): Promise<number> => {
   }
   // Per-user slots: every one of them must be free again (hung-up handshakes give theirs back).
   const perUserProbe: Record<string, { opened: number; expected: number; overCapStatus: number }> = {}
-  // The breaker may still be open after the last auth fault: wait until each process is ready again.
+  // Readiness once every fault is over (reported, not judged: a breaker opened by the last auth fault stays
+  // open until the next open attempt, whatever its cooldown).
+  const lastAuthFault = Math.max(0, ...faultLog.filter((f) => f.kind.startsWith("auth_")).map((f) => f.t + f.ms))
+  const readyzAtEnd: Record<string, string> = {}
   for (const w of live.values()) {
-    const until = now() + 75_000
-    while (now() < until) {
-      const ready = await new Promise<boolean>((r) => {
-        const req = http.get(`${w.url}/readyz`, { agent: false, timeout: 3000 }, (res) => {
-          res.resume()
-          r(res.statusCode === 200)
+    const answer = await new Promise<string>((r) => {
+      const req = http.get(`${w.url}/readyz`, { agent: false, timeout: 3000 }, (res) => {
+        let body = ""
+        res.setEncoding("utf8")
+        res.on("data", (c: string) => {
+          body += c
         })
-        req.on("error", () => r(false))
-        req.on("timeout", () => req.destroy())
+        res.on("end", () => r(`${res.statusCode} ${body}`))
       })
-      if (ready) break
-      await sleep(1000)
-    }
+      req.on("error", (e) => r(`error ${e.message}`))
+      req.on("timeout", () => req.destroy())
+    })
+    readyzAtEnd[w.inc.id] =
+      `${answer} (${Math.round((now() - lastAuthFault) / 1000)} s after the last auth fault ended)`
   }
+  say(`readyz: ${JSON.stringify(readyzAtEnd)}`)
   for (const w of live.values()) perUserProbe[w.inc.id] = await probePerUserCap(w.url, perUserCap)
   // Every stream socket must be gone; a stalled one is destroyed 2 s after its last write.
   const settleStart = now()
@@ -599,7 +607,8 @@ const main = async (): Promise<number> => {
       if (problems.length > 0) note(`fds: ${problems.join(", ")}`)
     }
     if (leak !== null) failures.push(`leak in ${inc.id}: ${leak}`)
-    const heaps = mine.map((s) => s.heap ?? 0)
+    const heaps = mine.filter((s) => s.heap !== null).map((s) => s.heap!)
+    if (heaps.length === 0) heaps.push(0)
     resources.push({
       instance: inc.id,
       minutes: minutesAlive,
@@ -678,6 +687,7 @@ const main = async (): Promise<number> => {
       perUserCap,
       maxChangesPerTx: MAX_CHANGES,
       maxTxBytes: MAX_TX_BYTES,
+      bigBytes: !args["no-big-bytes"],
       oracle: { ...DEFAULT_ORACLE_CONFIG, strictOpen: args["strict-open"] },
     },
     durationSeconds: (now() - t0) / 1000,
@@ -690,6 +700,7 @@ const main = async (): Promise<number> => {
     resources,
     slots: { maxSeen: Math.max(0, ...slotSamples.map((s) => s.slots)), overLive, atEnd: slotsAtEnd },
     caps: { idleAtEnd: caps, perUserProbe },
+    readyzAtEnd,
     deploys,
     postgres: pgLog,
     clients: { requests: streams.length, byStatus, byBehaviour },
@@ -723,8 +734,8 @@ const main = async (): Promise<number> => {
         req.on("error", () => r(0))
         held.push(req)
       })
-    // The first open may be the half-open breaker's probe call: it alone goes first.
-    for (let tries = 0; tries < 10 && opened === 0; tries++) {
+    // The first open may have to wait out the breaker's cooldown and be its half-open call: it alone goes first.
+    for (let tries = 0; tries < 40 && opened === 0; tries++) {
       if ((await open(0)) === 200) opened = 1
       else await sleep(1000)
     }
