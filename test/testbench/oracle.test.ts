@@ -210,6 +210,22 @@ describe("the soak oracle", () => {
     expect(rules(run([t1, t2, t3], [s]))).toEqual(["stale_gap", "stale_gap"])
   })
 
+  it("refuses a tail gap behind a terminal frame when another stream of the process had the transaction well before", () => {
+    const witness = stream("w", [frame(t1, NARROW, 1100), frame(t2, NARROW, 2100), frame(t3, NARROW, 3100)])
+    const late = stream("s1", [frame(t1, NARROW, 1100), terminal(5500, "error", "wal_disconnected")], {
+      end: { t: 5501, by: "server", final: false },
+    })
+    const r = run([t1, t2, t3], [witness, late])
+    expect(rules(r)).toEqual(["stale_gap", "stale_gap"])
+    expect(r.violations[0]!.detail).toContain("read by another client of A1")
+  })
+
+  it("refuses a gap at the end of a client-closed stream when another stream had the transaction well before", () => {
+    const witness = stream("w", [frame(t1, NARROW, 1100), frame(t2, NARROW, 2100), frame(t3, NARROW, 3100)])
+    const closed = stream("s1", [frame(t1, NARROW, 1100)], { end: { t: 3500, by: "client", final: false } })
+    expect(rules(run([t1, t2, t3], [witness, closed]))).toEqual(["missing"])
+  })
+
   it("refuses a gap at the end of a stream the client closed after the grace period", () => {
     const s = stream("s1", [frame(t1, NARROW, 1100)], { end: { t: 30_000, by: "client", final: false } })
     expect(rules(run([t1, t2, t3], [s]))).toEqual(["missing", "missing"])

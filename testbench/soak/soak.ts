@@ -712,6 +712,7 @@ const main = async (): Promise<number> => {
     writeFileSync(join(outDir, "history.ndjson"), writer.committed.map((t) => JSON.stringify(t)).join("\n"))
     writeFileSync(join(outDir, "auth-calls.ndjson"), backend.calls.map((c) => JSON.stringify(c)).join("\n"))
     writeFileSync(join(outDir, "violations.ndjson"), oracle.violations.map((v) => JSON.stringify(v)).join("\n"))
+    writeFileSync(join(outDir, "incarnations.json"), JSON.stringify(incarnations))
     for (const w of allWalera) writeFileSync(join(outDir, `walera-${w.inc.id}.log`), w.logs())
   } else rmSync(streamsPath, { force: true })
   say(`${report.verdict.toUpperCase()}: ${failures.length === 0 ? "no violation, no leak" : failures.join("; ")}`)
