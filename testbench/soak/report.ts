@@ -1,6 +1,7 @@
 // The soak's report: one JSON document with everything measured and a markdown page for people.
 import type { FdBreakdown } from "./monitor.ts"
 import type { OracleResult, Violation } from "./oracle.ts"
+import type { SelfTestCase } from "./selftest.ts"
 import type { WriterStats } from "./writer.ts"
 
 export interface ResourceSummary {
@@ -66,6 +67,7 @@ export interface SoakReport {
     readonly examples: Violation[]
     readonly multiRoot: OracleResult["multiRoot"]
   }
+  readonly selfTest: SelfTestCase[]
   readonly resources: ResourceSummary[]
   readonly slots: { readonly maxSeen: number; readonly overLive: number; readonly atEnd: number | null }
   readonly caps: {
@@ -154,6 +156,15 @@ export const renderMarkdown = (r: SoakReport): string => {
       }
     }
   }
+  p()
+  p("## Self-test: this run's streams, damaged on purpose")
+  p()
+  p("| damage | stream | expected | oracle found | |")
+  p("|---|---|---|---|---|")
+  for (const c of r.selfTest)
+    p(
+      `| ${c.name} | ${c.stream} | ${c.expected ?? "nothing"} | ${c.found.join(", ") || "nothing"} | ${c.ok ? "ok" : "WRONG"} |`,
+    )
   p()
   p("## Multi-root drops against the metric")
   p()

@@ -30,6 +30,7 @@ import {
 import { checkHistory, DEFAULT_ORACLE_CONFIG, type Violation } from "./oracle.ts"
 import { type DeployMeasure, renderMarkdown, type ResourceSummary, type SoakReport } from "./report.ts"
 import { DDL, seedSql } from "./schema.ts"
+import { selfTest } from "./selftest.ts"
 import type { Incarnation, StreamRec } from "./types.ts"
 import { type LiveWalera, startWalera, stopWalera } from "./walera.ts"
 import { startWriter } from "./writer.ts"
@@ -559,6 +560,13 @@ const main = async (): Promise<number> => {
     { ...DEFAULT_ORACLE_CONFIG, strictOpen: args["strict-open"] },
   )
 
+  // The same run, damaged on purpose: the oracle must object to each damage and not to an allowed gap.
+  const selfTestCases = selfTest(
+    { txs: writer.committed, streams, authCalls: backend.calls, incarnations },
+    { ...DEFAULT_ORACLE_CONFIG, strictOpen: args["strict-open"] },
+  )
+  say(`self-test: ${selfTestCases.filter((c) => c.ok).length} of ${selfTestCases.length} damages judged right`)
+
   // Leaks: drift of heap floor and RSS with the stream count held constant, over the last two thirds.
   const resources: ResourceSummary[] = []
   const failures: string[] = []
@@ -647,6 +655,12 @@ const main = async (): Promise<number> => {
     failures.push(
       `writer bookkeeping differs from soak_tx: ${bookkeeping.missingInDb.length} recorded commits missing, ${bookkeeping.unknownInDb.length} unknown rows`,
     )
+  if (selfTestCases.length === 0) failures.push("self-test: no stream long enough to damage")
+  for (const c of selfTestCases)
+    if (!c.ok)
+      failures.push(
+        `self-test: "${c.name}" on ${c.stream} expected ${c.expected ?? "no violation"}, got ${JSON.stringify(c.found)}`,
+      )
   if (finished === null || finished.open > 0) failures.push("clients did not all close at the end")
   if (dumped === null) failures.push("the clients' records could not be read back")
   const violationsByRule: Record<string, number> = {}
@@ -697,6 +711,7 @@ const main = async (): Promise<number> => {
     },
     writer: { ...ws, ratePerSec: ws.committed / ((tWriterStop - chaosStart + 5000) / 1000), bookkeeping },
     oracle: { stats: oracle.stats, violationsByRule, examples, multiRoot: oracle.multiRoot },
+    selfTest: selfTestCases,
     resources,
     slots: { maxSeen: Math.max(0, ...slotSamples.map((s) => s.slots)), overLive, atEnd: slotsAtEnd },
     caps: { idleAtEnd: caps, perUserProbe },
