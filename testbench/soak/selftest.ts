@@ -24,10 +24,13 @@ const withSecret = (f: FrameRec): FrameRec => {
 }
 
 export const selfTest = (full: OracleInput, config: OracleConfig): SelfTestCase[] => {
-  // A clean stream with several deliveries that the harness closed at the end.
-  const candidates = full.streams.filter(
-    (s) => s.status === 200 && s.end?.final === true && s.maxPauseMs === 0 && s.pk !== null && txIndexes(s).length >= 3,
-  )
+  // A clean stream with several deliveries, preferably one the harness closed at the end.
+  const candidates = full.streams
+    .filter((s) => s.status === 200 && s.maxPauseMs === 0 && txIndexes(s).length >= 3)
+    .sort(
+      (a, b) =>
+        Number(b.end?.final === true) - Number(a.end?.final === true) || txIndexes(a).length - txIndexes(b).length,
+    )
   const first = candidates[0]
   if (first === undefined) return []
   // Only that process's streams (the oracle's rules never look across processes), without the metric check.
