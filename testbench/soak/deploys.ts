@@ -1,6 +1,6 @@
 // What a rolling deploy cost: the reconnect wave of the stopped process's clients (when they came
 // back, how many per second, how many were refused) and the auth backend's load meanwhile. This is
-// what shutdown.reconnect_spread is for (SPEC §10), so each deploy is measured on its own.
+// what shutdown.reconnect_spread is for (docs/reliability.md), so each deploy is measured on its own.
 import type { DeployMeasure } from "./report.ts"
 import type { Incarnation, StreamRec } from "./types.ts"
 

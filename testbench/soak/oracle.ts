@@ -1,12 +1,12 @@
 // The history checker: given what the writer committed, what the auth backend answered and what each
-// client received, it decides for every stream whether Walera kept its delivery contract (SPEC §1.3,
-// §2–§6): every touching transaction exactly once, in commit order, with exactly the granted columns,
+// client received, it decides for every stream whether Walera kept its delivery contract
+// (docs/delivery-semantics.md): every touching transaction exactly once, in commit order, with exactly the granted columns,
 // and a gap only right before a terminal frame. The rules and their tolerances are in docs/reliability.md.
 import { canonical, parseTs, SCHEMA } from "./schema.ts"
 import type { AuthCall, FrameRec, Grant, HTx, Incarnation, Json, StreamRec } from "./types.ts"
 
 export interface OracleConfig {
-  /** Gapless open (SPEC §1.3): require every touching transaction committed after the backend received the open's call. */
+  /** Gapless open: require every touching transaction committed after the backend received the open's call. */
   readonly strictOpen: boolean
   /** How long after the backend sent a grant Walera may still use the previous one. */
   readonly grantSlackMs: number
@@ -129,7 +129,7 @@ const TERMINAL = new Set(["error", "shutdown"])
 const shorten = (s: string, n = 1200) => (s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s)
 const grantKey = (g: Grant) => JSON.stringify([g.userId, Object.entries(g.tables).sort(), g.roots])
 
-/** Whether Walera must accept this grant for a stream on `table` (SPEC §1.2 step 9, also used on refresh). */
+/** Whether Walera must accept this grant for a stream on `table` (docs/auth.md: roots and tables, also on refresh). */
 export const grantAllows = (g: Grant, table: string): boolean =>
   (g.roots === null || g.roots.includes(table)) && Object.hasOwn(g.tables, table)
 
@@ -220,7 +220,7 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
   const touchesRow = (t: HTx, s: StreamRec) =>
     t.changes.some((c) => c.table === s.table && (s.pk === null || c.pk === s.pk))
 
-  /** What Walera does with transaction t for stream s under grant g (SPEC §4 and §5). */
+  /** What Walera does with transaction t for stream s under grant g (docs/delivery-semantics.md, routing rules). */
   const outcomes = (t: HTx, s: StreamRec, g: Grant): Outcome[] => {
     if (!touchesRow(t, s)) return [{ kind: "none" }]
     const multi = multiTables.get(t.seq)?.has(s.table) === true

@@ -1,4 +1,4 @@
-// The soak's tables, how their values look on the wire (SPEC §2 value mapping) and the canonical
+// The soak's tables, how their values look on the wire (docs/delivery-semantics.md, value mapping) and the canonical
 // form both sides compare in: big strings are replaced by length + hash so a client can keep
 // thousands of 64 KiB frames without holding them.
 import { createHash } from "node:crypto"

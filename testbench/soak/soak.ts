@@ -43,7 +43,7 @@ const HELP = `Usage: npm run soak -- [options]
   --ci               the CI size: 1 minute, 300 clients, fits in about 90 s on 2 cores
   --resume           clients send Last-Event-ID and Walera runs with router.resume_window=60s
   --strict-open      gapless open: require every touching transaction committed after the
-                     backend received the open's auth call (SPEC §1.3)
+                     backend received the open's auth call (gapless open)
   --no-faults        no injected faults (a baseline for the trends)
   --no-big-bytes     no transaction over router.max_tx_bytes (for a server that does not implement it yet)
   --seed N           random seed (default: time based; printed in the report)

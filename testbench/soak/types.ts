@@ -25,7 +25,7 @@ export interface HChange {
   readonly row: Readonly<Record<string, Json>> | null
 }
 
-/** Why Walera must not deliver a transaction as a frame (SPEC §5): too many changes, too many bytes, or near the byte limit. */
+/** Why Walera must not deliver a transaction as a frame (router.max_changes_per_tx / max_tx_bytes): too many changes, too many bytes, or near the byte limit. */
 export type Oversize = "changes" | "bytes" | "maybe" | null
 
 /** A committed transaction. The writer commits sequentially on one connection, so `seq` is the commit order. */
