@@ -24,6 +24,7 @@ export default defineConfig({
               "test/adapters/**/*.test.ts",
               "test/client/**/*.test.ts",
               "test/scripts/**/*.test.ts",
+              "test/testbench/**/*.test.ts",
             ],
             "test/canary/unit.canary.ts",
           ),

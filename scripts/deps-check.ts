@@ -26,8 +26,10 @@ for (const layer of ["domain", "adapters", "src", "test", "scripts", "client"]) 
       const where = `${relative(root, file)} imports "${spec}"`
       const isRelative = spec.startsWith(".")
       const target = isRelative ? topOf(resolve(dirname(file), spec)) : undefined
-      // The demo's browser test drives testbench/ itself; everything else stays independent of it.
-      const testsTestbench = relative(root, file).startsWith("test/e2e/")
+      // The demo's browser test drives testbench/ itself, and test/testbench/ unit-tests the soak's checker;
+      // everything else stays independent of it.
+      const from = relative(root, file)
+      const testsTestbench = from.startsWith("test/e2e/") || from.startsWith("test/testbench/")
       if (target === "testbench" && !testsTestbench)
         problems.push(`${where}: nothing outside testbench/ may import testbench/`)
       if (layer === "domain") {
