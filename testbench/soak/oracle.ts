@@ -530,7 +530,7 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
       }
       if (!required(t, s, intervals, next, endT)) continue
       stats.requiredChecked++
-      // Missing before the headers (only with --strict-open): the gapless open owes it whatever happened later.
+      // Missing before the headers (strict open, the default): the gapless open owes it whatever happened later.
       const openPhase = !resumed && t.seq < firstDelivered && (s.tHdr === null || t.commitStart <= s.tHdr)
       const tail = t.seq > lastDelivered && !openPhase
       if (tail) {

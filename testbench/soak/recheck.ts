@@ -1,5 +1,5 @@
 // Re-judges a saved soak run (a failed one, or one kept with --keep-raw) with the current oracle:
-// `node testbench/soak/recheck.ts bench-results/soak-<timestamp> [--strict-open]`. Prints violations by rule
+// `node testbench/soak/recheck.ts bench-results/soak-<timestamp> [--lenient-open]`. Prints violations by rule
 // and the first examples; exits 1 when there are any.
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -8,7 +8,7 @@ import type { AuthCall, HTx, Incarnation, StreamRec } from "./types.ts"
 
 const dir = process.argv[2]
 if (dir === undefined) {
-  process.stderr.write("usage: node testbench/soak/recheck.ts <results dir> [--strict-open]\n")
+  process.stderr.write("usage: node testbench/soak/recheck.ts <results dir> [--lenient-open]\n")
   process.exit(2)
 }
 const lines = <T>(file: string): T[] =>
@@ -23,7 +23,7 @@ const result = checkHistory(
     authCalls: lines<AuthCall>("auth-calls.ndjson"),
     incarnations: JSON.parse(readFileSync(join(dir, "incarnations.json"), "utf8")) as Incarnation[],
   },
-  { ...DEFAULT_ORACLE_CONFIG, strictOpen: process.argv.includes("--strict-open") },
+  { ...DEFAULT_ORACLE_CONFIG, strictOpen: !process.argv.includes("--lenient-open") },
 )
 const byRule: Record<string, number> = {}
 for (const v of result.violations) byRule[v.rule] = (byRule[v.rule] ?? 0) + 1
