@@ -532,6 +532,9 @@ export const checkHistory = (input: OracleInput, config: OracleConfig = DEFAULT_
       stats.requiredChecked++
       // Missing before the headers (strict open, the default): the gapless open owes it whatever happened later.
       const openPhase = !resumed && t.seq < firstDelivered && (s.tHdr === null || t.commitStart <= s.tHdr)
+      // Committed while the headers were on their way, it may have been decoded after the subscriber attached and
+      // be on its way live: a stream that ended before it could arrive has not missed it.
+      if (openPhase && s.end !== null && s.end.t < t.commitEnd + config.readMarginMs && delivered.size === 0) continue
       const tail = t.seq > lastDelivered && !openPhase
       if (tail) {
         // Another client of this process read this transaction (or a later one) by `seen`: it was dispatched
