@@ -9,6 +9,11 @@ export interface WindowLimits {
   /** Entries younger than this are evicted only by the byte bound. */
   readonly retentionMs: number
   readonly maxBytes: number
+  /**
+   * Keep a per-row index, so a lookup costs what it finds rather than the whole range: worth it when replays reach
+   * far back (resume); a gapless open replays only what was decoded during its handshake and scans that.
+   */
+  readonly indexed?: boolean
 }
 
 export interface WindowEntry {
@@ -95,8 +100,11 @@ export class ReplayWindow {
   private readonly byRow = new Map<string, SeqQueue>()
   private readonly byTable = new Map<string, SeqQueue>()
 
+  private readonly indexed: boolean
+
   constructor(limits: WindowLimits) {
     this.limits = limits
+    this.indexed = limits.indexed ?? true
   }
 
   /** The position a handshake records when it begins: everything appended from now on has seq ≥ position. */
@@ -135,10 +143,12 @@ export class ReplayWindow {
     now: number,
   ): WindowEntry {
     const seq = this.nextSeq++
-    for (const [table, touch] of tables) {
-      if (touch.multi) continue
-      this.queue(this.byRow, rowKey(table, touch.firstPk)).push(seq)
-      this.queue(this.byTable, table).push(seq)
+    if (this.indexed) {
+      for (const [table, touch] of tables) {
+        if (touch.multi) continue
+        this.queue(this.byRow, rowKey(table, touch.firstPk)).push(seq)
+        this.queue(this.byTable, table).push(seq)
+      }
     }
     const entry: WindowEntry = { seq, xid, tables, tx, decodedAt: now, bytes }
     this.entries.push(entry)
@@ -180,10 +190,18 @@ export class ReplayWindow {
    * order. Transactions that change more than one row of the table are left out: the multi-root guard drops them.
    */
   touching(table: string, pk: string | null, position: number): WindowEntry[] {
-    const queue = pk === null ? this.byTable.get(table) : this.byRow.get(rowKey(table, pk))
-    if (queue === undefined) return []
-    const out: WindowEntry[] = []
     const base = this.entries[this.head]?.seq ?? this.nextSeq
+    const out: WindowEntry[] = []
+    if (!this.indexed) {
+      for (let i = this.head + Math.max(0, position - base); i < this.entries.length; i++) {
+        const entry = this.entries[i]!
+        const touch = entry.tables.get(table)
+        if (touch !== undefined && !touch.multi && (pk === null || touch.firstPk === pk)) out.push(entry)
+      }
+      return out
+    }
+    const queue = pk === null ? this.byTable.get(table) : this.byRow.get(rowKey(table, pk))
+    if (queue === undefined) return out
     for (let i = queue.firstAtLeast(position); i < queue.items.length; i++) {
       const entry = this.entries[this.head + (queue.items[i]! - base)]
       if (entry !== undefined) out.push(entry)
@@ -208,10 +226,12 @@ export class ReplayWindow {
     this.head++
     this.totalBytes -= entry.bytes
     if (this.byXid.get(entry.xid) === entry.seq) this.byXid.delete(entry.xid)
-    for (const [table, touch] of entry.tables) {
-      if (touch.multi) continue
-      this.dropFrom(this.byRow, rowKey(table, touch.firstPk), entry.seq)
-      this.dropFrom(this.byTable, table, entry.seq)
+    if (this.indexed) {
+      for (const [table, touch] of entry.tables) {
+        if (touch.multi) continue
+        this.dropFrom(this.byRow, rowKey(table, touch.firstPk), entry.seq)
+        this.dropFrom(this.byTable, table, entry.seq)
+      }
     }
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head)

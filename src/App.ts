@@ -60,10 +60,13 @@ export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
     maxBufferedBytes: config.http.maxBufferedBytesPerSubscriber,
     maxPayloadBytes: config.http.maxPayloadBytes,
     replay: {
-      // Gapless opens need what was decoded during the longest auth call — a connection and an answer, each within
-      // auth.request_timeout — plus a second of margin; resume may ask for more.
-      retentionMs: Math.max(config.router.resumeWindowMs, 2 * config.auth.requestTimeoutMs + 1000),
+      // Gapless opens need what was decoded during the auth call, plus a second of margin; resume may ask for more.
+      retentionMs: Math.max(config.router.resumeWindowMs, config.auth.requestTimeoutMs + 1000),
       maxBytes: config.router.replayMaxBytes,
+      // Resume replays reach back far, so they use the per-row index and the window is always kept; without resume
+      // the window holds only what handshakes in flight need, and scans it.
+      keep: config.router.resumeWindowMs > 0,
+      indexed: config.router.resumeWindowMs > 0,
     },
   })
   const gate = AuthGate.layer({ breaker: config.auth.breaker, maxConcurrentCalls: config.auth.maxConcurrentCalls })

@@ -52,7 +52,11 @@ export const layer = (config: HandshakeConfig) =>
         if (shuttingDown) return refuse("ShuttingDown")
         const began = replication.status()
         if (!began.streaming) return refuse("WalNotStreaming")
-        const position = hub.window.position()
+        // Everything decoded from now on is held for this open until it attaches or gives up (scoped).
+        const { position } = yield* Effect.acquireRelease(
+          Effect.sync(() => hub.holdWindow()),
+          (held) => Effect.sync(held.release),
+        )
         const newestXid = hub.window.newestXid()
         // 3. global cap (handshakes in flight hold a slot too)
         const global = yield* admission.reserveGlobal

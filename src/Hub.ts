@@ -35,7 +35,11 @@ export interface HubConfig {
   readonly writeTimeoutMs: number
   readonly maxBufferedBytes: number
   readonly maxPayloadBytes: number
-  readonly replay: WindowLimits
+  /**
+   * `keep`: hold transactions whether or not a handshake is in flight (resume on). Otherwise the window fills only
+   * while some handshake needs it, so a steady state without opens costs nothing.
+   */
+  readonly replay: WindowLimits & { readonly keep?: boolean }
 }
 
 export interface Subscriber extends Routable {
@@ -99,6 +103,8 @@ export class Hub {
   private readonly throttle = new LogThrottle(10_000)
   private nextId = 1
   private nextSlice = 0
+  /** Handshakes in flight that will replay from the window. */
+  private windowHolders = 0
   private oversized: { xid: number; touched: Set<Subscriber> } | null = null
 
   constructor(
@@ -130,6 +136,30 @@ export class Hub {
 
   get sweepTickMs(): number {
     return Math.max(5, Math.floor(this.sweepCycleMs / SWEEP_SLICES))
+  }
+
+  private get keepingWindow(): boolean {
+    return this.windowHolders > 0 || this.config.replay.keep === true
+  }
+
+  /**
+   * A handshake begins: from now on every decoded transaction is held until the returned release (at the latest
+   * when the handshake attaches or gives up). The position to replay from is the window's position now.
+   */
+  holdWindow(): { readonly position: number; readonly release: () => void } {
+    this.windowHolders++
+    let held = true
+    return {
+      position: this.window.position(),
+      release: () => {
+        if (!held) return
+        held = false
+        if (--this.windowHolders === 0 && this.config.replay.keep !== true) {
+          this.window.clear()
+          this.obs.replayWindow(0, 0)
+        }
+      },
+    }
   }
 
   /**
@@ -269,8 +299,10 @@ export class Hub {
     const decodedAt = this.now()
     this.obs.txDecoded(tx.changes.length, Math.max(0, decodedAt - pgEpochMicrosToUnixMs(tx.commitTime)) / 1000)
     if (tx.fallbacks > 0) this.obs.valuesSentAsText(tx.fallbacks)
-    this.window.append(tx, decodedAt)
-    this.obs.replayWindow(this.window.size, this.window.bytes)
+    if (this.keepingWindow) {
+      this.window.append(tx, decodedAt)
+      this.obs.replayWindow(this.window.size, this.window.bytes)
+    }
     if (this.index.size === 0) return
     const started = performance.now()
     const plan = planTx(tx, this.index)
@@ -329,8 +361,10 @@ export class Hub {
     this.oversized = null
     const now = this.now()
     this.obs.txDecoded(changeCount, Math.max(0, now - pgEpochMicrosToUnixMs(commitTime)) / 1000)
-    this.window.appendOversized(xid, tables, now)
-    this.obs.replayWindow(this.window.size, this.window.bytes)
+    if (this.keepingWindow) {
+      this.window.appendOversized(xid, tables, now)
+      this.obs.replayWindow(this.window.size, this.window.bytes)
+    }
     const touched = state !== null && state.xid === xid ? state.touched : new Set<Subscriber>()
     for (const [table, touch] of tables) {
       if (touch.multi) continue

@@ -77,7 +77,7 @@ describe("ReplayWindow", () => {
     expect(w.after(1)).toBeUndefined()
   })
 
-  it("property: held in order, within bytes and age, reaching back exactly as far as it holds", () => {
+  it("property: held in order, within bytes and age, reaching back exactly as far as it holds, indexed or not", () => {
     const op = fc.oneof(
       fc.record({
         kind: fc.constant("append" as const),
@@ -92,8 +92,10 @@ describe("ReplayWindow", () => {
         fc.array(op, { maxLength: 80 }),
         fc.integer({ min: 500, max: 3000 }),
         fc.integer({ min: 100, max: 5000 }),
-        (ops, maxBytes, retentionMs) => {
-          const w = new ReplayWindow({ retentionMs, maxBytes })
+        fc.boolean(),
+        (ops, maxBytes, retentionMs, indexed) => {
+          // With the per-row index (resume) or without it (a scan): the same answers.
+          const w = new ReplayWindow({ retentionMs, maxBytes, indexed })
           let now = 0
           let xid = 1
           // A model: everything appended since the last clear, with its time and charge.

@@ -15,7 +15,7 @@ const config: HubConfig = {
   writeTimeoutMs: 5000,
   maxBufferedBytes: 1000,
   maxPayloadBytes: 4000,
-  replay: { retentionMs: 3000, maxBytes: 1 << 20 },
+  replay: { retentionMs: 3000, maxBytes: 1 << 20, keep: true },
 }
 
 const sinkWith = () => {
@@ -291,6 +291,23 @@ describe("lifecycle", () => {
 })
 
 describe("replay", () => {
+  it("without resume, holds transactions only while a handshake needs them", () => {
+    const h = make({ replay: { retentionMs: 3000, maxBytes: 1 << 20, keep: false, indexed: false } })
+    h.hub.dispatch(txOf("before", "1"))
+    expect(h.hub.window.size).toBe(0)
+    const held = h.hub.holdWindow()
+    h.hub.dispatch(txOf("during", "1"))
+    h.hub.dispatch(txOf("other", "2"))
+    const r = h.hub.replay("orders", "1", { orders: ["status"] }, held.position)
+    expect(r._tag === "Frames" && r.count).toBe(1)
+    expect(r._tag === "Frames" && r.frames).toContain('"status":"during"')
+    held.release()
+    held.release()
+    expect(h.hub.window.size).toBe(0)
+    h.hub.dispatch(txOf("after", "1"))
+    expect(h.hub.window.size).toBe(0)
+  })
+
   it("replays, through the subscriber's grant and in commit order, what touched it since a position", () => {
     const h = make()
     const position = h.hub.window.position()
@@ -309,7 +326,7 @@ describe("replay", () => {
   })
 
   it("is unavailable when the window no longer reaches back, or passes a transaction too large to hold", () => {
-    const h = make({ replay: { retentionMs: 3000, maxBytes: 600 } })
+    const h = make({ replay: { retentionMs: 3000, maxBytes: 600, keep: true } })
     const position = h.hub.window.position()
     for (const s of ["a", "b", "c", "d", "e"]) h.hub.dispatch(txOf(s))
     expect(h.hub.replay("orders", "1", { orders: ["status"] }, position)._tag).toBe("Unavailable")

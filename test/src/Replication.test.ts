@@ -74,7 +74,7 @@ const build = (wal: Layer.Layer<WalSource>, obs = makeMemoryObservability()) => 
     writeTimeoutMs: 5000,
     maxBufferedBytes: 1 << 20,
     maxPayloadBytes: 1 << 20,
-    replay: { retentionMs: 3000, maxBytes: 1 << 20 },
+    replay: { retentionMs: 3000, maxBytes: 1 << 20, keep: true },
   }).pipe(Layer.provideMerge(base))
   return Replication.layer({ maxChangesPerTx: 100, maxTxBytes: 1 << 20 }).pipe(Layer.provideMerge(hub))
 }
