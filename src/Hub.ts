@@ -40,6 +40,8 @@ export interface HubConfig {
    * while some handshake needs it, so a steady state without opens costs nothing.
    */
   readonly replay: WindowLimits & { readonly keep?: boolean }
+  /** Subscribers the sweep visits together at most (default SUBSCRIBERS_PER_PASS). */
+  readonly subscribersPerPass?: number
 }
 
 export interface Subscriber extends Routable {
@@ -87,8 +89,10 @@ const errorBytes = (reason: ErrorReason): Buffer => {
   return b
 }
 
-/** Sweep slices per cycle: each tick visits one slice, so a cycle's writes are spread over it. */
+/** Sweep slices per cycle: at most one tick per slice, so a cycle's writes can be spread over it. */
 export const SWEEP_SLICES = 20
+/** Subscribers visited together in one tick at most, before the sweep spreads over more ticks. */
+export const SUBSCRIBERS_PER_PASS = 5000
 
 export class Hub {
   readonly index = new RoutingIndex<Subscriber>()
@@ -413,13 +417,26 @@ export class Hub {
     }
   }
 
-  private sweepSlice = 0
+  private sweepTicks = 0
 
-  /** One tick of the sweep: heartbeats and stalled connections for one slice; the window's age bound. */
+  /**
+   * One tick of the sweep (every sweepTickMs). The subscribers are visited in SWEEP_SLICES slices over each cycle,
+   * but only as finely as the load needs: up to SUBSCRIBERS_PER_PASS subscribers are visited together, so a small
+   * instance does one pass per cycle, and at 100 000 streams every tick takes its slice — the heartbeats of a cycle
+   * then leave in twenty small bursts instead of one large one that would delay the transactions behind it.
+   */
   sweepTick(now: number): void {
+    const perPass = this.config.subscribersPerPass ?? SUBSCRIBERS_PER_PASS
+    const passes = Math.min(SWEEP_SLICES, Math.max(1, Math.ceil(this.size / perPass)))
+    const every = Math.floor(SWEEP_SLICES / passes)
+    const tick = this.sweepTicks++ % SWEEP_SLICES
+    if (tick % every !== 0) return
     this.window.expire(now)
-    const slice = this.slices[this.sweepSlice]!
-    this.sweepSlice = (this.sweepSlice + 1) % SWEEP_SLICES
+    const last = tick + every >= SWEEP_SLICES ? SWEEP_SLICES : tick + every
+    for (let i = tick; i < last; i++) this.sweepSlice(this.slices[i]!, now)
+  }
+
+  private sweepSlice(slice: Set<Subscriber>, now: number): void {
     const heartbeatBefore = now - this.config.heartbeatIntervalMs
     const writeTimeout = this.config.writeTimeoutMs
     let beats = 0

@@ -144,8 +144,8 @@ describe("heartbeat", () => {
     expect(busy.text()).not.toContain(":\n\n")
   })
 
-  it("spreads the heartbeats of subscribers opened together over the sweep's ticks", () => {
-    const h = make()
+  it("spreads the heartbeats of subscribers opened together over the sweep's ticks, as finely as the load needs", () => {
+    const h = make({ subscribersPerPass: 5 })
     const subs = Array.from({ length: SWEEP_SLICES * 5 }, (_, i) => h.open(String(i)))
     const beatsPerTick: number[] = []
     let seen = 0
@@ -158,6 +158,11 @@ describe("heartbeat", () => {
     expect(seen).toBe(subs.length)
     // No tick writes more than its share: a burst of every heartbeat at once would delay transactions behind it.
     expect(Math.max(...beatsPerTick)).toBe(5)
+    // A small instance (here under 100 per pass) visits everyone in one pass per cycle.
+    const small = make({ subscribersPerPass: 100 })
+    const few = Array.from({ length: 40 }, (_, i) => small.open(String(i)))
+    small.hub.sweepTick(small.now() + 2000)
+    expect(few.filter((s) => s.text() !== "")).toHaveLength(40)
   })
 })
 
