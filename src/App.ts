@@ -2,7 +2,7 @@
 // shutdown runs in reverse — HTTP first (every subscriber gets its shutdown frame), then the handshake and grant
 // fibers, the replication session (PostgreSQL drops the slot), the pool, and last the telemetry exporter.
 import { PgClient } from "@effect/sql-pg"
-import { Layer, Redacted } from "effect"
+import { Layer, Redacted, References } from "effect"
 import * as HttpAuthBackend from "../adapters/auth/HttpAuthBackend.ts"
 import * as HttpServer from "../adapters/http/HttpServer.ts"
 import * as PromObservability from "../adapters/metrics/PromObservability.ts"
@@ -101,5 +101,9 @@ export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
     shutdownDeadlineMs: config.shutdown.deadlineMs,
     continueTraces: tracingOn,
   }).pipe(Layer.provideMerge(gateway))
-  return http.pipe(Layer.provide(tracing?.layer ?? Tracing.layerFromEnv(env, VERSION)))
+  // Without an exporter no span is registered at all: each open would otherwise build two spans nobody reads.
+  const telemetry = tracingOn
+    ? (tracing?.layer ?? Tracing.layerFromEnv(env, VERSION))
+    : Layer.succeed(References.TracerEnabled, false)
+  return http.pipe(Layer.provide(telemetry))
 }

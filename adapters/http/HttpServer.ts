@@ -60,6 +60,7 @@ export class HttpServerInfoService extends Context.Service<HttpServerInfoService
 ) {}
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n")
+const ignore = (): void => {}
 const KEEP_ALIVE_MS = 5000
 
 /** How a decided handshake is answered on one transport. */
@@ -327,7 +328,9 @@ export const layer = (config: HttpConfig) =>
       }
 
       const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-        stream.on("error", () => {}) // an unhandled stream error would stop the process; "close" follows anyway
+        // An unhandled stream error would stop the process; "close" follows anyway. A module-level function: a closure
+        // made here would keep this handler's whole scope (request headers, the handshake's fiber) for the stream's life.
+        stream.on("error", ignore)
         const method = String(headers[":method"] ?? "GET")
         const target = String(headers[":path"] ?? "/")
         const h = headers as Headers
@@ -364,7 +367,7 @@ export const layer = (config: HttpConfig) =>
       h2.on("stream", onStream)
       h2.on("session", (session) => {
         sessions.add(session)
-        session.on("error", () => {})
+        session.on("error", ignore)
         session.once("close", () => sessions.delete(session))
         // A session that holds no stream for headers_timeout is closed, like an idle HTTP/1.1 connection.
         let idle: NodeJS.Timeout | undefined
@@ -401,7 +404,7 @@ export const layer = (config: HttpConfig) =>
         }, config.headersTimeoutMs)
         timer.unref()
         socket.once("close", () => clearTimeout(timer))
-        socket.on("error", () => {})
+        socket.on("error", ignore)
         socket.once("data", (chunk: Buffer) => {
           clearTimeout(timer)
           socket.pause()
@@ -435,7 +438,7 @@ export const layer = (config: HttpConfig) =>
           handshakeTimeout: config.headersTimeoutMs,
         })
         secure.on("secureConnection", (socket: tls.TLSSocket) => {
-          socket.on("error", () => {})
+          socket.on("error", ignore)
           if (socket.alpnProtocol === "h2") h2.emit("connection", socket)
           else h1.emit("connection", socket)
         })

@@ -79,13 +79,16 @@ const EFFECT_LEVEL: Record<Level, "Debug" | "Info" | "Warn" | "Error"> = {
   error: "Error",
 }
 
+const TRACE_ID = /^[0-9a-f]{32}$/
+
 /** Effect's logger, writing the same lines, with the current span's ids. */
 export const effectLogger = (writer: LogWriter) =>
   Logger.make(({ message, logLevel, fiber, cause }) => {
     const fields: Record<string, Value> = {}
     for (const [k, v] of Object.entries(fiber.getRef(References.CurrentLogAnnotations))) fields[k] = toValue(v)
     const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-    if (span !== undefined) {
+    // With tracing off, spans are not registered and carry no real ids.
+    if (span !== undefined && span.sampled && TRACE_ID.test(span.traceId)) {
       fields["trace_id"] = span.traceId
       fields["span_id"] = span.spanId
     }
