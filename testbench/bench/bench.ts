@@ -170,6 +170,13 @@ const startWalera = async (databaseUrl: string, authPort: number): Promise<Waler
         ...waleraEnv(transport, Math.max(totalStreams, idleStreams)),
         // For profiling, e.g. BENCH_WALERA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
         ...(process.env["BENCH_WALERA_NODE_OPTIONS"] ? { NODE_OPTIONS: process.env["BENCH_WALERA_NODE_OPTIONS"] } : {}),
+        // Extra settings to measure, e.g. BENCH_WALERA_ENV="WALERA_ROUTER_RESUME_WINDOW=60s" (comma-separated K=V).
+        ...Object.fromEntries(
+          (process.env["BENCH_WALERA_ENV"] ?? "")
+            .split(",")
+            .filter((kv) => kv.includes("="))
+            .map((kv) => [kv.slice(0, kv.indexOf("=")).trim(), kv.slice(kv.indexOf("=") + 1).trim()]),
+        ),
       },
       stdio: ["ignore", "pipe", "pipe"],
     }),
