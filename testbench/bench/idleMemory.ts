@@ -26,6 +26,9 @@ const HELP = `Usage: node testbench/bench/idleMemory.ts [options]
   --settle S,S,...       seconds after the last open at which to look without forcing GC (default 3, as the bench)
   --heap-snapshots       also diff heap snapshots (after GC) by constructor; keep N ≤ 5000 (the files get large);
                          writing snapshots disturbs malloc, so take RSS figures from a run without them
+  --promoted             also sample allocations (V8's sampling heap profiler) that outlive the young generation
+                         from the first open to the forced GC: what the opens leave behind in the old generation,
+                         live or garbage, by allocation site (KiB per stream)
   --malloc-stats         also read glibc malloc's own accounting through gdb (pauses the server for a moment)
   --out FILE             write the figures as JSON
 `
@@ -42,6 +45,7 @@ const { values: args } = parseArgs({
     "node-options": { type: "string", default: "" },
     "heap-snapshots": { type: "boolean", default: false },
     "malloc-stats": { type: "boolean", default: false },
+    promoted: { type: "boolean", default: false },
     out: { type: "string" },
     help: { type: "boolean", default: false },
   },
@@ -354,6 +358,48 @@ const perStream = (a: Snapshot, b: Snapshot, n: number) => {
   }
 }
 
+interface SamplingNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly selfSize: number
+  readonly children: ReadonlyArray<SamplingNode>
+}
+interface SamplingProfile {
+  readonly head: SamplingNode
+}
+
+/** The sampled allocations that outlived scavenges, by allocation site and by the nearest frame of the server's own code. */
+const printPromoted = (name: string, profile: SamplingProfile, n: number) => {
+  const bySite = new Map<string, number>()
+  const byOwn = new Map<string, number>()
+  const where = (f: SamplingNode["callFrame"]) =>
+    `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*node_modules\//, "").replace(/^file:\/\/.*?\/(src|adapters|domain)\//, "$1/")}:${f.lineNumber + 1}`
+  const walk = (node: SamplingNode, own: string | undefined) => {
+    const f = node.callFrame
+    const mine = /\/(src|adapters|domain|testbench)\//.test(f.url) && !f.url.includes("node_modules") ? where(f) : own
+    if (node.selfSize > 0) {
+      const site = where(f)
+      bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize)
+      const o = mine ?? "(no frame of the server's code)"
+      byOwn.set(o, (byOwn.get(o) ?? 0) + node.selfSize)
+    }
+    for (const c of node.children) walk(c, mine)
+  }
+  walk(profile.head, undefined)
+  const total = [...bySite.values()].reduce((a, b) => a + b, 0)
+  say(`${name}: sampled allocations that outlived the young generation: ${kib(total / n)} KiB per stream`)
+  const top = (m: Map<string, number>, title: string) => {
+    say(`  ${title}`)
+    for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+      const perStream = kib(v / n)
+        .toFixed(2)
+        .padStart(7)
+      say(`    ${perStream}  ${k}`)
+    }
+  }
+  top(bySite, "by allocation site")
+  top(byOwn, "by the innermost frame of the server's own code")
+}
+
 const measure = async (name: string, databaseUrl: string, authPort: number) => {
   say(`${name}: starting`)
   const s = await startServer(name, databaseUrl, authPort)
@@ -369,6 +415,12 @@ const measure = async (name: string, databaseUrl: string, authPort: number) => {
   const specs: StreamSpec[] = []
   for (let pk = 1; pk <= N - 10; pk++) specs.push({ path: `/sse/v1/orders/${pk}`, token: TOKENS[pk % 2]! })
   for (let i = 0; i < 10; i++) specs.push({ path: "/sse/v1/orders/all", token: TOKENS[i % 2]! })
+  if (args.promoted)
+    await s.inspector.call("HeapProfiler.startSampling", {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: false,
+    })
   const lg = startLoadGen({ url: s.url, streams: specs, protocol, recordXids: false, reconnect: false })
   const opened = await lg.connectAll()
   say(`${name}: ${opened.ok}/${N} streams open in ${(opened.ms / 1000).toFixed(1)} s`)
@@ -387,6 +439,10 @@ const measure = async (name: string, databaseUrl: string, authPort: number) => {
   await s.inspector.gc()
   await sleep(1000)
   const afterGc = await look(s)
+  if (args.promoted) {
+    const { profile } = (await s.inspector.call("HeapProfiler.stopSampling")) as { profile: SamplingProfile }
+    printPromoted(name, profile, opened.ok)
+  }
   const snapB = args["heap-snapshots"] ? await writeSnapshot(s, "after") : undefined
   await lg.close()
   await stopServer(s)
