@@ -132,8 +132,12 @@ export const layer = (config: HttpAuthConfig) =>
     AuthBackend,
     Effect.gen(function* () {
       const url = new URL(`${config.backendUrl.replace(/\/+$/, "")}/auth/sessions`)
-      // One socket per call in flight (plus the readiness probe): no call waits in the agent's queue.
-      const options = { keepAlive: true, maxSockets: config.maxConcurrentCalls + 1, maxFreeSockets: 64 }
+      // One socket per call in flight (plus the readiness probe): no call waits in the agent's queue. All of them
+      // may stay idle between bursts: with fewer kept, a burst of opens closes and reconnects sockets on every wave,
+      // and each new socket is garbage the heap keeps until its next major collection. The backend's keep-alive
+      // timeout closes what stays unused.
+      const sockets = config.maxConcurrentCalls + 1
+      const options = { keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets }
       const agent = url.protocol === "https:" ? new https.Agent(options) : new http.Agent(options)
       yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
 
