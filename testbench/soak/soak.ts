@@ -600,14 +600,14 @@ const main = async (): Promise<number> => {
     if (judged && rssGrew !== null && rssFit !== null && rssFit.slopePerMin > 4 * MiB && rssGrew > 128 * MiB)
       note(`RSS grows ${(rssFit.slopePerMin / MiB).toFixed(2)} MiB/min and the idle RSS grew ${mb(rssGrew)}`)
     // fds: no stream socket left, PostgreSQL connections within the pool (3) + replication (1), idle auth
-    // keep-alive connections within the agent's bound (256), and no growth of everything that is not a socket.
+    // keep-alive connections within the agent's bound (auth.max_concurrent_calls + 1 = 257), and no growth of everything that is not a socket.
     const first = fdsAtStart.get(inc.id)
     const last = fdsAtEnd.get(inc.id)
     if (last !== undefined) {
       const problems: string[] = []
       if (last.sse > 0) problems.push(`${last.sse} stream sockets still open after every client closed`)
       if (last.pg > 4) problems.push(`${last.pg} connections to PostgreSQL`)
-      if (last.auth > 256) problems.push(`${last.auth} connections to the auth backend`)
+      if (last.auth > 257) problems.push(`${last.auth} connections to the auth backend`)
       if (first !== undefined && last.nonSocket > first.nonSocket + 4)
         problems.push(`${first.nonSocket} non-socket fds at start, ${last.nonSocket} at the end`)
       if (first !== undefined && last.otherTcp > first.otherTcp + 4)
