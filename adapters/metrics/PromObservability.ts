@@ -2,7 +2,7 @@
 // registry with Node process metrics (event-loop lag, heap, handles), and the Prometheus text for /metrics.
 // Labelled children are bound once, so the hot path only adds to numbers.
 import { Context, Effect, Layer } from "effect"
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client"
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client"
 import type { BreakerStatus } from "../../domain/Breaker.ts"
 import {
   type CloseReason,
@@ -10,6 +10,7 @@ import {
   Observability,
   type ObservabilityShape,
 } from "../../domain/ports/Observability.ts"
+import { FastHistogram } from "./FastHistogram.ts"
 
 const BREAKER_VALUE: Record<BreakerStatus, number> = { closed: 0, open: 1, half_open: 2 }
 const CLOSE_REASONS: ReadonlyArray<CloseReason> = [
@@ -30,8 +31,9 @@ export const make = (version: string) => {
     new Counter({ name, help, labelNames: [...labels], registers: r })
   const gauge = (name: string, help: string, labels: ReadonlyArray<string> = []) =>
     new Gauge({ name, help, labelNames: [...labels], registers: r })
+  // Observed per transaction or per open: no labels, so the hot-path histogram renders the same lines for less.
   const histogram = (name: string, help: string, buckets: Array<number>) =>
-    new Histogram({ name, help, buckets, registers: r })
+    new FastHistogram(name, help, buckets, registry)
 
   gauge("walera_build_info", "Always 1; the version label says which Walera runs.", ["version"]).labels(version).set(1)
   const subscribersActive = gauge(
