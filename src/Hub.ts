@@ -432,7 +432,7 @@ export class Hub {
     const tick = this.sweepTicks++ % SWEEP_SLICES
     if (tick % every !== 0) return
     this.window.expire(now)
-    const last = tick + every >= SWEEP_SLICES ? SWEEP_SLICES : tick + every
+    const last = Math.min(tick + every, SWEEP_SLICES)
     for (let i = tick; i < last; i++) this.sweepSlice(this.slices[i]!, now)
   }
 

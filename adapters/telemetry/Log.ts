@@ -88,7 +88,7 @@ export const effectLogger = (writer: LogWriter) =>
     for (const [k, v] of Object.entries(fiber.getRef(References.CurrentLogAnnotations))) fields[k] = toValue(v)
     const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
     // With tracing off, spans are not registered and carry no real ids.
-    if (span !== undefined && span.sampled && TRACE_ID.test(span.traceId)) {
+    if (span?.sampled && TRACE_ID.test(span.traceId)) {
       fields["trace_id"] = span.traceId
       fields["span_id"] = span.spanId
     }
