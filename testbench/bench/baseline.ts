@@ -50,10 +50,13 @@ const HEARTBEAT = Buffer.from(":\n\n")
 const HEARTBEAT_INTERVAL_MS = 15_000
 /**
  * Each stream is checked once a second, a twentieth of them every 50 ms: at 100 000 streams the ~6 700 heartbeats a
- * second leave in slices of ~330 instead of one burst that would delay the transactions queued behind it.
+ * second leave in slices of ~330 instead of one burst that would delay the transactions queued behind it. A slice is
+ * every twentieth stream, not a contiguous run: streams opened one after the other fall due one after the other, so
+ * a contiguous run of them would all beat in the same tick (4 900 in one tick at 100 000 streams).
  */
 const SWEEP_TICK_MS = 50
 const SWEEP_PERIOD_MS = 1000
+const SWEEP_SLICES = SWEEP_PERIOD_MS / SWEEP_TICK_MS
 const DEFAULT_FRAME = `event: tx\nid: 1\ndata: {"tx_id":1,"commit_ts":"2026-01-01T00:00:00.000000Z","changes":[]}\n\n`
 const SSE_PATH = /^\/sse\/v1\/([a-z_][a-z0-9_]*)\/([^/?]+)/
 
@@ -75,7 +78,7 @@ class Fanout {
   readonly exact = new Map<string, Sub[]>()
   readonly wildcard: Sub[] = []
   private readonly all: Sub[] = []
-  private cursor = 0
+  private sweepTicks = 0
   deliveries = 0
   bytes = 0
   heartbeats = 0
@@ -117,11 +120,9 @@ class Fanout {
     const n = this.all.length
     if (n === 0) return
     const before = Date.now() - HEARTBEAT_INTERVAL_MS
-    const quota = Math.ceil((n * SWEEP_TICK_MS) / SWEEP_PERIOD_MS)
     let beats = 0
-    for (let k = 0; k < quota; k++) {
-      if (this.cursor >= this.all.length) this.cursor = 0
-      const s = this.all[this.cursor++]!
+    for (let i = this.sweepTicks++ % SWEEP_SLICES; i < n; i += SWEEP_SLICES) {
+      const s = this.all[i]!
       if (s.lastWrite <= before) {
         s.out.write(HEARTBEAT)
         s.lastWrite = Date.now()
