@@ -183,6 +183,31 @@ describe("batching", () => {
 })
 
 describe("slow consumers", () => {
+  it("the sweep asks a connection for its unsent bytes only when something was written since it last had none", () => {
+    const h = make()
+    const quiet = h.open("1")
+    const written = h.open("2")
+    const asked = { quiet: 0, written: 0 }
+    const count = (sink: SubscriberSink, key: keyof typeof asked) => {
+      const pending = sink.pending
+      ;(sink as { pending: () => number }).pending = () => {
+        asked[key]++
+        return pending()
+      }
+    }
+    count(quiet.subscriber.sink, "quiet")
+    count(written.subscriber.sink, "written")
+    h.advance(100)
+    h.advance(100)
+    expect(asked, "two sweep cycles over connections nothing was written to").toEqual({ quiet: 0, written: 0 })
+    h.hub.dispatch(txOf("a", "2"))
+    h.advance(100)
+    expect(asked.written, "written to since: looked at").toBe(1)
+    h.advance(100)
+    expect(asked.written, "it had nothing pending then, and nothing was written since").toBe(1)
+    expect(asked.quiet, "never written to: never looked at").toBe(0)
+  })
+
   it("unsent bytes over the budget once the tick's writes are out end the subscriber with slow_consumer", async () => {
     const h = make()
     const s = h.open("1")
