@@ -63,10 +63,8 @@ export const layer = ({ config, log, env = {}, tracing }: AppOptions) => {
       // Gapless opens need what was decoded during the auth call, plus a second of margin; resume may ask for more.
       retentionMs: Math.max(config.router.resumeWindowMs, config.auth.requestTimeoutMs + 1000),
       maxBytes: config.router.replayMaxBytes,
-      // Resume replays reach back far, so they use the per-row index and the window is always kept; without resume
-      // the window holds only what handshakes in flight need, and scans it.
+      // Resume keeps the window (indexed by row) whether or not a handshake is in flight.
       keep: config.router.resumeWindowMs > 0,
-      indexed: config.router.resumeWindowMs > 0,
     },
   })
   const gate = AuthGate.layer({ breaker: config.auth.breaker, maxConcurrentCalls: config.auth.maxConcurrentCalls })

@@ -36,10 +36,11 @@ export interface HubConfig {
   readonly maxBufferedBytes: number
   readonly maxPayloadBytes: number
   /**
-   * `keep`: hold transactions whether or not a handshake is in flight (resume on). Otherwise the window fills only
-   * while some handshake needs it, so a steady state without opens costs nothing.
+   * `keep`: hold transactions whether or not a handshake is in flight, indexed by row (resume on: replays reach far
+   * back). Otherwise the window fills only while some handshake needs it and is scanned, so a steady state without
+   * opens costs nothing.
    */
-  readonly replay: WindowLimits & { readonly keep?: boolean }
+  readonly replay: Omit<WindowLimits, "indexed"> & { readonly keep?: boolean }
   /** Subscribers the sweep visits together at most (default SUBSCRIBERS_PER_PASS). */
   readonly subscribersPerPass?: number
 }
@@ -123,7 +124,7 @@ export class Hub {
     this.log = log
     this.leave = leave
     this.now = now
-    this.window = new ReplayWindow(config.replay)
+    this.window = new ReplayWindow({ ...config.replay, indexed: config.replay.keep === true })
   }
 
   get size(): number {
@@ -436,6 +437,23 @@ export class Hub {
     for (let i = tick; i < last; i++) this.sweepSlice(this.slices[i]!, now)
   }
 
+  /** How long the subscriber's connection has accepted none of its unsent bytes (0: it has none, or it moved). */
+  private stalledFor(s: Subscriber, now: number): number {
+    const pending = s.sink.pending()
+    if (pending === 0) {
+      s.accepted = s.written
+      s.stalledSince = 0
+      return 0
+    }
+    const accepted = s.written - pending
+    if (accepted > s.accepted || s.stalledSince === 0) {
+      s.accepted = accepted
+      s.stalledSince = now
+      return 0
+    }
+    return now - s.stalledSince
+  }
+
   private sweepSlice(slice: Set<Subscriber>, now: number): void {
     const heartbeatBefore = now - this.config.heartbeatIntervalMs
     const writeTimeout = this.config.writeTimeoutMs
@@ -444,21 +462,9 @@ export class Hub {
       // A sink that had nothing pending at the last look and was given nothing since still has nothing pending: only
       // ask the others. At 100 000 subscribers most are idle, and reaching into every connection's buffers each cycle
       // (several objects scattered over a large heap per subscriber) made the sweep a fifth of the process's CPU.
-      if (s.written !== s.accepted || s.stalledSince !== 0) {
-        const pending = s.sink.pending()
-        if (pending > 0) {
-          const accepted = s.written - pending
-          if (accepted > s.accepted || s.stalledSince === 0) {
-            s.accepted = accepted
-            s.stalledSince = now
-          } else if (now - s.stalledSince >= writeTimeout) {
-            this.drop(s, "slow_consumer")
-            continue
-          }
-        } else {
-          s.accepted = s.written
-          s.stalledSince = 0
-        }
+      if ((s.written !== s.accepted || s.stalledSince !== 0) && this.stalledFor(s, now) >= writeTimeout) {
+        this.drop(s, "slow_consumer")
+        continue
       }
       if (s.lastWriteAt <= heartbeatBefore) {
         this.write(s, HEARTBEAT, now)

@@ -91,7 +91,7 @@ const testLayer = (auth: Layer.Layer<AuthBackend>, obs: MemoryObservability, o: 
     writeTimeoutMs: 5000,
     maxBufferedBytes: o.maxBufferedBytes ?? 1 << 20,
     maxPayloadBytes: 1 << 20,
-    replay: { retentionMs: 3000, maxBytes: o.replayMaxBytes ?? 1 << 20, keep: o.resume, indexed: o.resume },
+    replay: { retentionMs: 3000, maxBytes: o.replayMaxBytes ?? 1 << 20, keep: o.resume },
   }).pipe(Layer.provideMerge(base))
   const gate = AuthGate.layer({
     breaker: { windowMs: 30_000, minSamples: 3, failureRatio: 0.5, cooldownMs: 30_000 },

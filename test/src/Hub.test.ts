@@ -322,7 +322,7 @@ describe("lifecycle", () => {
 
 describe("replay", () => {
   it("without resume, holds transactions only while a handshake needs them", () => {
-    const h = make({ replay: { retentionMs: 3000, maxBytes: 1 << 20, keep: false, indexed: false } })
+    const h = make({ replay: { retentionMs: 3000, maxBytes: 1 << 20, keep: false } })
     h.hub.dispatch(txOf("before", "1"))
     expect(h.hub.window.size).toBe(0)
     const held = h.hub.holdWindow()
