@@ -56,8 +56,18 @@ export class RoutingIndex<S extends Routable> {
 
   /** Rule 1, first half: subscribers whose channel row (or table) a change touched. */
   touched(table: string, pk: string, visit: (s: S) => void): void {
+    this.forRow(table, pk, visit)
+    this.forTable(table, visit)
+  }
+
+  /** The subscribers of one row. */
+  forRow(table: string, pk: string, visit: (s: S) => void): void {
     const set = this.exact.get(table)?.get(pk)
     if (set !== undefined) for (const s of set) visit(s)
+  }
+
+  /** The `/all` subscribers of a table. */
+  forTable(table: string, visit: (s: S) => void): void {
     const all = this.wildcard.get(table)
     if (all !== undefined) for (const s of all) visit(s)
   }
@@ -113,17 +123,10 @@ const EMPTY_PLAN: RoutePlan<never> = { audiences: [], multiRoot: [] }
 
 export const planTx = <S extends Routable>(tx: Tx, index: RoutingIndex<S>): RoutePlan<S> => {
   if (tx.changes.length === 0 || index.size === 0) return EMPTY_PLAN
-  const seen = new Set<S>()
   const multiRoot: S[] = []
   const byWhitelist = new Map<Whitelist, Audience<S> | null>()
   let commitTs: string | undefined
-  const visit = (s: S) => {
-    if (seen.has(s)) return
-    seen.add(s)
-    if (isMultiRoot(tx, s.table)) {
-      if (anchorSurvives(tx, s)) multiRoot.push(s)
-      return
-    }
+  const deliver = (s: S) => {
     let audience = byWhitelist.get(s.whitelist)
     if (audience === undefined) {
       commitTs ??= formatPgEpochMicros(tx.commitTime)
@@ -137,12 +140,24 @@ export const planTx = <S extends Routable>(tx: Tx, index: RoutingIndex<S>): Rout
     // Not multi-root, so every change of s.table carries s's pk: a surviving change of the table is the anchor.
     if (audience?.anchors.includes(s.table)) audience.subscribers.push(s)
   }
-  const visitedRows = new Set<string>()
-  for (const c of tx.changes) {
-    const key = `${c.rel.name}\u0000${c.pk}`
-    if (visitedRows.has(key)) continue
-    visitedRows.add(key)
-    index.touched(c.rel.name, c.pk, visit)
+  const refuse = (s: S) => {
+    if (anchorSurvives(tx, s)) multiRoot.push(s)
+  }
+  // Each subscriber is reached once: a row's exact subscribers through that row, a table's `/all` subscribers once
+  // per table, however many of its rows the transaction changed — so no per-transaction set of visited subscribers.
+  for (const [table, touch] of tx.tables) {
+    if (!touch.multi) {
+      index.forRow(table, touch.firstPk, deliver)
+      index.forTable(table, deliver)
+      continue
+    }
+    const pks = new Set<string>()
+    for (const c of tx.changes) {
+      if (c.rel.name !== table || pks.has(c.pk)) continue
+      pks.add(c.pk)
+      index.forRow(table, c.pk, refuse)
+    }
+    index.forTable(table, refuse)
   }
   const audiences: Audience<S>[] = []
   for (const a of byWhitelist.values()) if (a !== null && a.subscribers.length > 0) audiences.push(a)
