@@ -108,6 +108,7 @@ export class Hub {
   private readonly throttle = new LogThrottle(10_000)
   private nextId = 1
   private nextSlice = 0
+  private readonly connectionSlices = new WeakMap<object, number>()
   /** Handshakes in flight that will replay from the window. */
   private windowHolders = 0
   private oversized: { xid: number; touched: Set<Subscriber> } | null = null
@@ -217,11 +218,26 @@ export class Hub {
       corked: false,
     }
     this.index.add(s)
-    // Round-robin over the slices, so subscribers opened together heartbeat at different ticks.
-    this.slices[this.nextSlice]!.add(s)
-    this.nextSlice = (this.nextSlice + 1) % SWEEP_SLICES
+    this.slices[this.sliceFor(j.sink)]!.add(s)
     this.obs.subscriberOpened(s.kind)
     return s
+  }
+
+  /**
+   * Round-robin over the slices, so subscribers opened together heartbeat at different ticks — by connection when
+   * sinks share one (HTTP/2): a session's subscribers are visited together, so its heartbeats of a tick leave in one
+   * write of the session. At 100 000 streams over 1 000 sessions that is about 1 000 socket writes a second for the
+   * heartbeats instead of one per session per tick (≈ 5 600), and as many fewer reads for the clients.
+   */
+  private sliceFor(sink: SubscriberSink): number {
+    const connection = sink.connection
+    let slice = connection === undefined ? undefined : this.connectionSlices.get(connection)
+    if (slice === undefined) {
+      slice = this.nextSlice
+      this.nextSlice = (this.nextSlice + 1) % SWEEP_SLICES
+      if (connection !== undefined) this.connectionSlices.set(connection, slice)
+    }
+    return slice
   }
 
   /** Ends a subscriber once; an error reason sends its terminal frame first. */
@@ -467,7 +483,11 @@ export class Hub {
         continue
       }
       if (s.lastWriteAt <= heartbeatBefore) {
-        this.write(s, HEARTBEAT, now)
+        // One write per subscriber in this tick: nothing to batch, so no cork (a heartbeat is most writes at 100 000
+        // mostly idle subscribers). A write into a cork taken earlier in the tick still leaves in order.
+        s.sink.write(HEARTBEAT)
+        s.written += HEARTBEAT.length
+        s.lastWriteAt = now
         beats++
       }
     }

@@ -45,6 +45,9 @@ export class StreamSink implements SubscriberSink {
   pending(): number {
     return this.stream.writableLength
   }
+  get connection(): object | undefined {
+    return this.stream.session
+  }
   cork(): void {
     this.stream.cork()
   }

@@ -51,6 +51,12 @@ export interface SubscriberSink {
   readonly uncork: () => void
   /** Writes the last bytes (if any) and ends the response. */
   readonly close: (last?: Uint8Array) => void
+  /**
+   * The connection this sink shares with other sinks (an HTTP/2 session), if any. The sweep visits the subscribers of
+   * one connection in the same tick, so their heartbeats leave in one write of that connection rather than in one
+   * write per tick over every connection.
+   */
+  readonly connection?: object | undefined
 }
 
 export interface Attached {

@@ -18,7 +18,7 @@ const config: HubConfig = {
   replay: { retentionMs: 3000, maxBytes: 1 << 20, keep: true },
 }
 
-const sinkWith = () => {
+const sinkWith = (connection?: object) => {
   let text = ""
   let pending = 0
   let stalled = false
@@ -32,6 +32,7 @@ const sinkWith = () => {
       if (stalled) pending += b.length
     },
     pending: () => pending,
+    connection,
     close: (last) => {
       closed = last === undefined ? "" : Buffer.from(last).toString()
     },
@@ -72,8 +73,8 @@ const make = (overrides: Partial<HubConfig> = {}) => {
       now += ms
       cycle()
     },
-    open: (pk: string | null, tables: Record<string, string[]> = { orders: ["status"] }) => {
-      const s = sinkWith()
+    open: (pk: string | null, tables: Record<string, string[]> = { orders: ["status"] }, connection?: object) => {
+      const s = sinkWith(connection)
       admission.tryGlobal()
       admission.tryUser("u")
       const subscriber = hub.attach({
@@ -163,6 +164,26 @@ describe("heartbeat", () => {
     const few = Array.from({ length: 40 }, (_, i) => small.open(String(i)))
     small.hub.sweepTick(small.now() + 2000)
     expect(few.filter((s) => s.text() !== "")).toHaveLength(40)
+  })
+
+  it("sends the heartbeats of subscribers sharing a connection (HTTP/2) in the same tick, one connection per slice", () => {
+    const h = make({ subscribersPerPass: 5 })
+    const sessions = Array.from({ length: 4 }, () => ({}))
+    // Opened interleaved, as a client with several sessions opens its streams; 100 subscribers: one slice per tick.
+    const subs = Array.from({ length: 100 }, (_, i) => ({
+      session: i % 4,
+      ...h.open(String(i), undefined, sessions[i % 4]),
+    }))
+    const beatAt = new Map<(typeof subs)[number], number>()
+    for (let tick = 0; tick < SWEEP_SLICES; tick++) {
+      h.hub.sweepTick(h.now() + 2000)
+      for (const s of subs) if (s.text() !== "" && !beatAt.has(s)) beatAt.set(s, tick)
+    }
+    expect(subs.every((s) => s.text() === ":\n\n")).toBe(true)
+    // Each session's 25 subscribers got their heartbeat in one tick, and the four sessions in four different ticks.
+    const ticksOf = sessions.map((_, i) => new Set(subs.filter((s) => s.session === i).map((s) => beatAt.get(s))))
+    expect(ticksOf.map((t) => t.size)).toEqual([1, 1, 1, 1])
+    expect(new Set(ticksOf.map((t) => [...t][0])).size).toBe(4)
   })
 })
 
