@@ -8,9 +8,12 @@ import { Cause, Effect, Layer, Queue, Stream } from "effect"
 import { LogicalReplicationService } from "pg-logical-replication"
 import { formatLsn, parseLsn } from "../../domain/Lsn.ts"
 import type { PgMessage } from "../../domain/PgMessage.ts"
-import { parsePgOutput } from "../../domain/PgOutput.ts"
+import { decodeUtf8, parsePgOutput, type Utf8Decode } from "../../domain/PgOutput.ts"
 import { Observability } from "../../domain/ports/Observability.ts"
 import { WalError, type WalEvent, type WalSession, WalSource } from "../../domain/ports/WalSource.ts"
+
+/** Buffer's own UTF-8 decoding: the same U+FFFD for invalid bytes as TextDecoder, without a view per value. */
+export const bufferUtf8: Utf8Decode = (bytes, start, end) => (bytes as Buffer).toString("utf8", start, end)
 
 export interface PgWalConfig {
   readonly url: string
@@ -43,7 +46,7 @@ class WaleraPgoutput {
   }
   parse(buffer: Uint8Array): PgMessage {
     try {
-      return parsePgOutput(buffer, this.options.maxValueBytes)
+      return parsePgOutput(buffer, this.options.maxValueBytes, Buffer.isBuffer(buffer) ? bufferUtf8 : decodeUtf8)
     } catch (error) {
       this.onBadMessage(error)
       return { _tag: "other", kind: "unparseable" }
