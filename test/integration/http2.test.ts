@@ -64,6 +64,24 @@ describe("h2c with prior knowledge, next to HTTP/1.1", () => {
     await waitUntil(async () => (await active(env)) === 0, 5000, "every subscriber freed")
   })
 
+  it("sends heartbeats to every idle stream of every connection (a connection's streams share a sweep slice)", async () => {
+    const sessions = await Promise.all([connectH2(env.walera.url), connectH2(env.walera.url)])
+    try {
+      const streams = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          sessions[i % 2]!.open(`/sse/v1/orders/${i + 21}`, env.bearer("alice-token")),
+        ),
+      )
+      const beats = (s: (typeof streams)[number]) => s.raw().split(":\n\n").length - 1
+      // Interval 300 ms: in two seconds every stream, on either connection, has had several.
+      for (const [i, s] of streams.entries()) await s.waitFor((x) => beats(x) >= 3, 5000, `heartbeats on stream ${i}`)
+      expect(streams.every((s) => s.status() === 200 && s.txIds().length === 0)).toBe(true)
+    } finally {
+      for (const h2 of sessions) h2.close()
+    }
+    await waitUntil(async () => (await active(env)) === 0, 5000, "every subscriber freed")
+  })
+
   it("answers refusals per stream without disturbing the others, and counts the cap in streams", async () => {
     const h2 = await connectH2(env.walera.url)
     try {
