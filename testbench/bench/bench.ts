@@ -515,6 +515,8 @@ interface RunWindow {
   readonly negativeLatencies: number
   readonly cpu: WindowStats
   readonly waleraCpuUsPerTx: number
+  /** PostgreSQL does the same work per transaction in every run: its CPU per transaction measures the box's speed. */
+  readonly postgresCpuUsPerTx: number
   readonly waleraCpuUsPerDelivery: number
   readonly waleraTxDecoded: number
   readonly waleraWalLagMeanMs: number
@@ -617,6 +619,7 @@ const runLoad = async (
     negativeLatencies: l2.negativeLatencies,
     cpu,
     waleraCpuUsPerTx: round((waleraCpu * 1e6) / Math.max(1, tx)),
+    postgresCpuUsPerTx: round(((cpu.cpuSeconds["postgres"] ?? 0) * 1e6) / Math.max(1, tx)),
     waleraCpuUsPerDelivery: round((waleraCpu * 1e6) / Math.max(1, deliveries), 2),
     waleraTxDecoded: delta(m0, m1, "walera_wal_transactions_total"),
     waleraWalLagMeanMs: round(histMean(m0, m1, "walera_wal_lag_seconds") * 1000, 2),
@@ -787,6 +790,10 @@ const renderReport = (r: Record<string, any>): string => {
       ["disconnects during the run", JSON.stringify(m.disconnectsDuringRun)],
       ["writer errors / skipped / commit p99", `${w.writerErrors} / ${w.writerSkipped} / ${w.writerCommitP99Ms} ms`],
       ["PostgreSQL CPU avg", `${round(c.cpuAvgPct["postgres"] ?? 0)} %`],
+      [
+        "PostgreSQL CPU per tx (the same work in every run, so a yardstick of the box's speed) / Walera's against it",
+        `${w.postgresCpuUsPerTx} µs / ${round(w.waleraCpuUsPerTx / Math.max(1, w.postgresCpuUsPerTx), 2)}×`,
+      ],
       [
         "load generator CPU avg / peak",
         `${round(c.cpuAvgPct["loadgen_walera"] ?? 0)} % / ${round(c.cpuPeakPct["loadgen_walera"] ?? 0)} %`,
