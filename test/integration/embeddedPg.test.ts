@@ -55,3 +55,29 @@ describe("a process that starts an embedded PostgreSQL", () => {
     expect(run.stderr).toContain("boom")
   })
 })
+
+describe("freePort", () => {
+  it("hands out distinct, bindable ports from this worker's block, below the kernel's ephemeral range", async () => {
+    const { freePort, PORT_BASE, PORT_BLOCK } = await import("../support/EmbeddedPg.ts")
+    const ports: number[] = []
+    for (let i = 0; i < 20; i++) ports.push(await freePort())
+    expect(new Set(ports).size).toBe(20)
+    const block = Math.floor((ports[0]! - PORT_BASE) / PORT_BLOCK)
+    for (const p of ports) {
+      // Linux hands out 32768+ for port 0 and outgoing connections, macOS 49152+: a parallel test cannot take these.
+      expect(p).toBeGreaterThanOrEqual(PORT_BASE)
+      expect(p).toBeLessThan(32_768)
+      expect(Math.floor((p - PORT_BASE) / PORT_BLOCK)).toBe(block)
+    }
+    // A port in use is skipped, not handed out.
+    const { createServer } = await import("node:net")
+    const busy = createServer()
+    const next = await freePort()
+    await new Promise<void>((ok) => busy.listen(next + 1, "127.0.0.1", ok))
+    try {
+      expect(await freePort()).not.toBe(next + 1)
+    } finally {
+      busy.close()
+    }
+  })
+})

@@ -20,16 +20,39 @@ export interface EmbeddedPg {
   readonly stop: () => Promise<void>
 }
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
+const canListen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
     const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
   })
+
+/** Ports per block, and where the blocks start: below the kernel's ephemeral range (32768+ on Linux, 49152+ on macOS). */
+export const PORT_BLOCK = 400
+export const PORT_BASE = 20_000
+const PORT_BLOCKS = 30
+/**
+ * This process's block: a vitest worker's own (VITEST_POOL_ID is unique among the workers running at once), else one
+ * picked by process id (global setup, the testbench commands).
+ */
+const blockOf = (poolId: string | undefined, pid: number): number =>
+  poolId !== undefined && /^\d+$/.test(poolId) ? Number(poolId) % 20 : 20 + (pid % (PORT_BLOCKS - 20))
+const block = blockOf(process.env["VITEST_POOL_ID"], process.pid)
+let nextInBlock = process.pid % PORT_BLOCK
+
+/**
+ * A port nothing listens on, for a server the caller starts soon after. Not one the kernel picks: a port it hands out
+ * for `listen(0)` is back in its pool once probed, and a parallel test's outgoing connection or port-0 server could
+ * take it before the caller binds it (it happened: EADDRINUSE, one test file's tests skipped). These come from a block
+ * below the ephemeral range that only this process uses, in turn, so nothing else takes them in between.
+ */
+export const freePort = async (): Promise<number> => {
+  for (let tried = 0; tried < PORT_BLOCK; tried++) {
+    const port = PORT_BASE + block * PORT_BLOCK + (nextInBlock++ % PORT_BLOCK)
+    if (await canListen(port)) return port
+  }
+  throw new Error(`no free port in ${PORT_BASE + block * PORT_BLOCK}–${PORT_BASE + (block + 1) * PORT_BLOCK - 1}`)
+}
 
 /** Server settings for tests and the bench: logical WAL, room for many slots, no durability (docs/performance.md). */
 export const LOGICAL_PG_FLAGS: ReadonlyArray<string> = [
