@@ -44,7 +44,8 @@ let nextInBlock = process.pid % PORT_BLOCK
  * A port nothing listens on, for a server the caller starts soon after. Not one the kernel picks: a port it hands out
  * for `listen(0)` is back in its pool once probed, and a parallel test's outgoing connection or port-0 server could
  * take it before the caller binds it (it happened: EADDRINUSE, one test file's tests skipped). These come from a block
- * below the ephemeral range that only this process uses, in turn, so nothing else takes them in between.
+ * below the ephemeral range that no other worker of the same run uses, in turn, so nothing else takes them in
+ * between (two test runs at once on one machine could still meet: each port is probed before it is handed out).
  */
 export const freePort = async (): Promise<number> => {
   for (let tried = 0; tried < PORT_BLOCK; tried++) {
