@@ -160,6 +160,13 @@ interface WaleraChild {
   readonly exited: Promise<{ code: number | null; signal: string | null }>
 }
 
+/** The NODE_OPTIONS that `npm start` puts before the caller's (package.json), so the bench runs Walera as it ships. */
+const startNodeOptions = (root: string): string => {
+  const start = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts?: { start?: string } })
+    .scripts?.start
+  return /NODE_OPTIONS="([^"$]*)/.exec(start ?? "")?.[1]?.trim() ?? ""
+}
+
 const startWalera = async (databaseUrl: string, authPort: number): Promise<WaleraChild> => {
   const port = await freePort()
   const child = track(
@@ -168,8 +175,9 @@ const startWalera = async (databaseUrl: string, authPort: number): Promise<Waler
       env: {
         ...waleraBenchEnv(databaseUrl, authPort, port),
         ...waleraEnv(transport, Math.max(totalStreams, idleStreams)),
-        // For profiling, e.g. BENCH_WALERA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-        ...(process.env["BENCH_WALERA_NODE_OPTIONS"] ? { NODE_OPTIONS: process.env["BENCH_WALERA_NODE_OPTIONS"] } : {}),
+        // The V8 flags `npm start` gives Walera, then more for profiling, e.g.
+        // BENCH_WALERA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" (later flags win).
+        NODE_OPTIONS: `${startNodeOptions(waleraRoot)} ${process.env["BENCH_WALERA_NODE_OPTIONS"] ?? ""}`.trim(),
         // Extra settings to measure, e.g. BENCH_WALERA_ENV="WALERA_ROUTER_RESUME_WINDOW=60s" (comma-separated K=V).
         ...Object.fromEntries(
           (process.env["BENCH_WALERA_ENV"] ?? "")
