@@ -19,24 +19,15 @@ export interface WaleraProcess {
 
 const root = resolve(import.meta.dirname, "../..")
 
-type StartOptions = { readonly waitReady?: boolean; readonly args?: ReadonlyArray<string> }
-
 /**
- * Starts Walera on a free port. The port is free when chosen, but another test file running in parallel may take it
- * before Walera listens; that start is retried on a new port (not a Walera failure, and never hidden otherwise).
+ * Starts Walera on a free port: one from this test worker's own block (test/support/EmbeddedPg.ts), which no parallel
+ * test file can take before Walera listens.
  */
-export const startWalera = async (env: Record<string, string>, options: StartOptions = {}): Promise<WaleraProcess> => {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(env, options, await freePort())
-    } catch (e) {
-      const raced = (e as Error).message.includes("EADDRINUSE") && env["WALERA_HTTP_ADDR"] === undefined
-      if (!raced || attempt === 3) throw e
-    }
-  }
-}
-
-const startOnce = async (env: Record<string, string>, options: StartOptions, port: number): Promise<WaleraProcess> => {
+export const startWalera = async (
+  env: Record<string, string>,
+  options: { readonly waitReady?: boolean; readonly args?: ReadonlyArray<string> } = {},
+): Promise<WaleraProcess> => {
+  const port = await freePort()
   const child = spawn(process.execPath, ["src/main.ts", ...(options.args ?? [])], {
     cwd: root,
     env: {
