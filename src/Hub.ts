@@ -311,6 +311,11 @@ export class Hub {
       s.sink.cork()
       if (this.corked.push(s) === 1) process.nextTick(this.uncorkAll)
     }
+    this.send(s, bytes, now)
+  }
+
+  /** Hands bytes to the subscriber's sink and counts them (for the stall check and the heartbeat timer). */
+  private send(s: Subscriber, bytes: Buffer, now: number): void {
     s.sink.write(bytes)
     s.written += bytes.length
     s.lastWriteAt = now
@@ -485,9 +490,7 @@ export class Hub {
       if (s.lastWriteAt <= heartbeatBefore) {
         // One write per subscriber in this tick: nothing to batch, so no cork (a heartbeat is most writes at 100 000
         // mostly idle subscribers). A write into a cork taken earlier in the tick still leaves in order.
-        s.sink.write(HEARTBEAT)
-        s.written += HEARTBEAT.length
-        s.lastWriteAt = now
+        this.send(s, HEARTBEAT, now)
         beats++
       }
     }
