@@ -30,13 +30,15 @@ const canListen = (port: number): Promise<boolean> =>
 /** Ports per block, and where the blocks start: below the kernel's ephemeral range (32768+ on Linux, 49152+ on macOS). */
 export const PORT_BLOCK = 400
 export const PORT_BASE = 20_000
-const PORT_BLOCKS = 30
+/** Blocks for vitest workers, then for other processes: 30 blocks of 400 end at 32 000. */
+const WORKER_BLOCKS = 20
+const OTHER_BLOCKS = 10
 /**
  * This process's block: a vitest worker's own (VITEST_POOL_ID is unique among the workers running at once), else one
  * picked by process id (global setup, the testbench commands).
  */
 const blockOf = (poolId: string | undefined, pid: number): number =>
-  poolId !== undefined && /^\d+$/.test(poolId) ? Number(poolId) % 20 : 20 + (pid % (PORT_BLOCKS - 20))
+  poolId !== undefined && /^\d+$/.test(poolId) ? Number(poolId) % WORKER_BLOCKS : WORKER_BLOCKS + (pid % OTHER_BLOCKS)
 const block = blockOf(process.env["VITEST_POOL_ID"], process.pid)
 let nextInBlock = process.pid % PORT_BLOCK
 
