@@ -662,7 +662,13 @@ const startBaseline = async (authUrl?: string) => {
       cwd: repoRoot,
       serialization: "advanced",
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: { ...process.env, BASELINE_AUTH_URL: authUrl ?? "", BASELINE_PROTOCOL: transport.protocol },
+      // The plain server gets the V8 heap options Walera starts with, so the memory ratio compares the servers.
+      env: {
+        ...process.env,
+        NODE_OPTIONS: startNodeOptions(waleraRoot),
+        BASELINE_AUTH_URL: authUrl ?? "",
+        BASELINE_PROTOCOL: transport.protocol,
+      },
     }),
   )
   const next = (type: string) =>
@@ -1149,10 +1155,7 @@ const main = async () => {
       n = cap
     }
     const idleSpecs = streamSpecs(n - Math.min(10, n), Math.min(10, n))
-    const ordersNeeded = n
-    if (ordersNeeded > ordersToSeed) {
-      // exact streams beyond the seeded orders are still valid channels (no rows needed to hold a stream)
-    }
+    // Exact streams beyond the seeded orders are valid channels too: holding a stream needs no row.
     say(`idle phase: ${n} streams (load generator split into ${transport.processes(n)} processes)`)
     walera = await startWalera(databaseUrl, auth.port)
     logLines = () => walera.log().split("\n").length
@@ -1179,7 +1182,8 @@ const main = async () => {
   if (report["baseline"] !== undefined)
     notes.push(
       "The baseline runs with the writer committing to PostgreSQL at the same rate (nobody decodes the WAL), so " +
-        "the machine carries a similar background load while its CPU is measured.",
+        "the machine carries a similar background load while its CPU is measured. It runs with the V8 options " +
+        `\`npm start\` gives Walera (NODE_OPTIONS="${startNodeOptions(waleraRoot)}").`,
     )
   notes.push(
     "Latency is measured from PostgreSQL's commit_ts (µs) to the moment the load generator read the frame " +
