@@ -73,9 +73,6 @@ export class RoutingIndex<S extends Routable> {
   }
 }
 
-/** Rule 2: a transaction that changes more than one distinct pk of the subscriber's table. */
-export const isMultiRoot = (tx: Tx, table: string): boolean => tx.tables.get(table)?.multi === true
-
 /** Rule 1, second half: some change of the subscriber's table (with its pk) survives its whitelist. */
 export const anchorSurvives = (tx: Tx, s: Routable): boolean => {
   for (const c of tx.changes) {

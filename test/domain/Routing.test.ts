@@ -6,7 +6,7 @@ import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { WhitelistPool } from "../../domain/Grant.ts"
 import type { PgMessage, TupleValue } from "../../domain/PgMessage.ts"
-import { anchorSurvives, encodeTx, isMultiRoot, planTx, type Routable, RoutingIndex } from "../../domain/Routing.ts"
+import { anchorSurvives, encodeTx, planTx, type Routable, RoutingIndex } from "../../domain/Routing.ts"
 import type { Tx } from "../../domain/TxAssembler.ts"
 import { columnMask, encodeChange, makeWhitelist, type Whitelist } from "../../domain/Whitelist.ts"
 import {
@@ -224,9 +224,10 @@ describe("Routing: multi-root guard", () => {
     const o3 = sub("o3", "orders", "3", everything)
     const li = sub("li", "line_items", "5", everything)
     const liall = sub("liall", "line_items", null, everything)
-    expect(isMultiRoot(tx, "orders")).toBe(true)
-    expect(isMultiRoot(tx, "line_items")).toBe(false)
-    expect(isMultiRoot(tx, "audit_log")).toBe(false)
+    // rule 2 is per table: two orders make it multi-root for orders, not for line_items
+    expect(tx.tables.get("orders")?.multi).toBe(true)
+    expect(tx.tables.get("line_items")?.multi).toBe(false)
+    expect(tx.tables.has("audit_log")).toBe(false)
     const plan = planIds(tx, indexOf(o1, o2, oall, o3, li, liall))
     expect(plan.multiRoot.sort()).toEqual(["o1", "o2", "oall"])
     expect(plan.audiences).toEqual([["li", "liall"]])
