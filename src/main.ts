@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from "node:fs"
 import http from "node:http"
 import { parseArgs } from "node:util"
+import { getHeapStatistics } from "node:v8"
 import { CONFIG_KEYS, formatProblems, loadConfig } from "./Config.ts"
 
 import { VERSION } from "./Version.ts"
@@ -87,6 +88,12 @@ if (values.healthcheck) {
   ])
   const config = loaded.config
   const log = makeLog({ level: config.log.level, pretty: values["dev-log"] })
+  // V8's heap limit (old + young generation) shows whether the cap npm start sets, or the operator's own, took effect.
+  log.info("starting", {
+    version: VERSION,
+    node: process.version,
+    heap_limit_mib: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
+  })
   const main = Effect.gen(function* () {
     const fatal = yield* Fatal
     const error = yield* Deferred.await(fatal).pipe(Effect.flip)

@@ -99,7 +99,7 @@ describe("SIGTERM", () => {
 })
 
 describe("npm start", () => {
-  it("starts the service, and SIGTERM to npm reaches it: shutdown frame, exit 0", async () => {
+  const npmStart = async (extraEnv: Record<string, string> = {}) => {
     const port = await freePort()
     const child = spawn("npm", ["start", "--silent"], {
       cwd: resolve(import.meta.dirname, "../.."),
@@ -111,11 +111,26 @@ describe("npm start", () => {
         WALERA_AUTH_ALLOW_PLAINTEXT: "true",
         WALERA_HTTP_ADDR: `127.0.0.1:${port}`,
         WALERA_WAL_SLOT_NAME_PREFIX: "npmstart",
+        ...extraEnv,
       },
-      stdio: "ignore",
+      stdio: ["ignore", "pipe", "ignore"],
+    })
+    let out = ""
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString()
     })
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
-    const url = `http://127.0.0.1:${port}`
+    const line = (msg: string) =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l["msg"] === msg)
+    return { child, exited, url: `http://127.0.0.1:${port}`, line }
+  }
+
+  it("starts the service, and SIGTERM to npm reaches it: shutdown frame, exit 0", async () => {
+    const { child, exited, url, line } = await npmStart()
     await waitUntil(
       async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200,
       30_000,
@@ -126,5 +141,15 @@ describe("npm start", () => {
     expect(await exited).toBe(0)
     await s.ended
     expect(s.raw().endsWith('event: shutdown\ndata: {"reason":"service_restart"}\n\n')).toBe(true)
+    // V8's heap as npm start sizes it: 1 GiB of old generation + 3 × 32 MiB of young (docs/operations.md, "The V8 heap")
+    expect(line("starting")?.["heap_limit_mib"]).toBe(1024 + 96)
+  }, 60_000)
+
+  it("an operator's own NODE_OPTIONS comes after npm start's and wins", async () => {
+    const { child, exited, line } = await npmStart({ NODE_OPTIONS: "--max-old-space-size=1500" })
+    await waitUntil(async () => line("starting") !== undefined, 30_000, "the starting line")
+    expect(line("starting")?.["heap_limit_mib"]).toBe(1500 + 96)
+    child.kill("SIGTERM")
+    expect(await exited).toBe(0)
   }, 60_000)
 })
