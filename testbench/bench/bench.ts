@@ -464,6 +464,8 @@ interface IdleMemory {
   readonly streams: number
   readonly connectMs: number
   readonly connectFailures: Record<string, number>
+  /** The server's CPU from the first open to the last, per stream opened (Walera's includes the auth call). */
+  readonly cpuUsPerOpen: number
   readonly rssBefore: number
   readonly rssAfter: number
   readonly bytesPerStream: number
@@ -481,9 +483,11 @@ const measureIdle = async (
   await sleep(2000)
   const before = sampler.snapshot().rss[group] ?? 0
   const heapBefore = await heap()
+  const cpuBefore = sampler.snapshot().cpu[group] ?? 0
   const lg = new LoadGenGroup(url, specs, recordXids, addressOffset)
   sampler.track(`loadgen_${group}`, lg.pids)
   const opened = await lg.opened()
+  const cpuOpening = (sampler.snapshot().cpu[group] ?? 0) - cpuBefore
   say(`${group}: ${opened.ok}/${specs.length} streams open in ${round(opened.ms / 1000)} s`)
   // Nothing to measure: say why (e.g. a server without h2c answers the HTTP/2 preface with a session error).
   if (opened.ok === 0 && specs.length > 0)
@@ -500,6 +504,7 @@ const measureIdle = async (
       streams: opened.ok,
       connectMs: round(opened.ms, 0),
       connectFailures: opened.failures,
+      cpuUsPerOpen: opened.ok > 0 ? round((cpuOpening * 1e6) / opened.ok, 1) : 0,
       rssBefore: before,
       rssAfter: after,
       bytesPerStream: opened.ok > 0 ? (after - before) / opened.ok : 0,
@@ -764,6 +769,7 @@ const renderReport = (r: Record<string, any>): string => {
     L.push("", "## Main run", "", "| figure | value |", "|---|---|")
     const rows: Array<[string, string]> = [
       ["streams open / connect time", `${m.idle.streams} / ${round(m.idle.connectMs / 1000, 1)} s`],
+      ["Walera CPU per stream opened (auth call included)", `${m.idle.cpuUsPerOpen} µs`],
       ...(isH2
         ? ([
             [
@@ -854,6 +860,9 @@ const renderReport = (r: Record<string, any>): string => {
     L.push(
       `| CPU per delivery | ${round(b.cpuUsPerDelivery, 2)} µs | ${m.window.waleraCpuUsPerDelivery} µs | ${round(ra.cpuPerDelivery, 2)}× |`,
     )
+    L.push(
+      `| CPU per stream opened (Walera's includes its auth call) | ${b.idle.cpuUsPerOpen} µs | ${m.idle.cpuUsPerOpen} µs | ${round(m.idle.cpuUsPerOpen / Math.max(0.1, b.idle.cpuUsPerOpen), 2)}× |`,
+    )
     L.push(`| deliveries/s | ${round(b.deliveriesPerSec)} | ${m.window.deliveriesPerSec} | |`)
     if (b.heartbeatsPerSec !== undefined)
       L.push(
@@ -874,6 +883,7 @@ const renderReport = (r: Record<string, any>): string => {
         "The same plain server making Walera's auth call (`POST /auth/sessions`, keep-alive agent) before it answers:",
         "",
         `| RSS per idle stream | ${round(ba.idle.bytesPerStream / 1024, 1)} KiB | ${round(m.idle.bytesPerStream / 1024, 1)} KiB | ${round(ra.idleBytesPerStreamVsAuthBaseline, 2)}× |`,
+        `| CPU per stream opened | ${ba.idle.cpuUsPerOpen} µs | ${m.idle.cpuUsPerOpen} µs | ${round(m.idle.cpuUsPerOpen / Math.max(0.1, ba.idle.cpuUsPerOpen), 2)}× |`,
       )
     }
   }
