@@ -25,6 +25,7 @@ export default defineConfig({
               "test/client/**/*.test.ts",
               "test/scripts/**/*.test.ts",
               "test/testbench/**/*.test.ts",
+              "test/support/**/*.test.ts",
             ],
             "test/canary/unit.canary.ts",
           ),

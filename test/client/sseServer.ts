@@ -60,9 +60,9 @@ export const txFrame = (id: number, status: string): string =>
   frame("tx", { ...tx({ op: "update", table: "orders", pk: "42", data: { id: 42, status } }), tx_id: id }, id)
 
 export const waitFor = async (what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
+  const deadline = performance.now() + timeoutMs
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 5))
   }
 }

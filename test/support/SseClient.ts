@@ -85,9 +85,9 @@ export const openSse = (baseUrl: string, path: string, headers: Record<string, s
             .filter((f) => f.event === "tx")
             .map((f) => JSON.parse(f.data ?? "null")),
         waitFor: async (predicate, timeoutMs = 10_000, what = "condition") => {
-          const deadline = Date.now() + timeoutMs
+          const deadline = performance.now() + timeoutMs
           while (!predicate(client)) {
-            if (Date.now() > deadline) {
+            if (performance.now() > deadline) {
               throw new Error(`timed out waiting for ${what}; received:\n${text().slice(-2000)}`)
             }
             await new Promise((r) => setTimeout(r, 20))
@@ -114,9 +114,9 @@ export const waitUntil = async (
   timeoutMs = 10_000,
   what = "condition",
 ) => {
-  const deadline = Date.now() + timeoutMs
+  const deadline = performance.now() + timeoutMs
   while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 25))
   }
 }

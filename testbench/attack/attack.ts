@@ -214,8 +214,8 @@ const runOne = async (
       }
     }
     // Streams the attack opened end when it closes them; give Walera a moment to notice.
-    const deadline = Date.now() + 20_000
-    while (Date.now() < deadline) {
+    const deadline = performance.now() + 20_000
+    while (performance.now() < deadline) {
       if (metricTotal((await get(`${target.adminUrl}/metrics`)).body, "walera_subscribers_active") === 0) break
       await sleep(250)
     }

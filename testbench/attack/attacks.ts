@@ -95,8 +95,11 @@ const sendAndHangUp = async (target: Target, auth: AuthServer, token: string, n:
   const sent = await Promise.all(
     Array.from({ length: n }, () => send(target, streamRequest("/sse/v1/orders/1", token))),
   )
-  const deadline = Date.now() + 3000
-  while (callsWith(auth, token) - before + sent.filter((s) => s.answered()).length < n && Date.now() < deadline) {
+  const deadline = performance.now() + 3000
+  while (
+    callsWith(auth, token) - before + sent.filter((s) => s.answered()).length < n &&
+    performance.now() < deadline
+  ) {
     await sleep(10)
   }
   for (const s of sent) s.socket.resetAndDestroy()
@@ -158,8 +161,8 @@ const abort: Attack = {
     const n = quick ? 100 : 1000
     let reached = 0
     for (let i = 0; i < n; i += 250) reached += await sendAndHangUp(target, auth, TOKENS.slow, Math.min(250, n - i))
-    const deadline = Date.now() + 10_000
-    while (auth.load.inFlight > 0 && Date.now() < deadline) await sleep(100)
+    const deadline = performance.now() + 10_000
+    while (auth.load.inFlight > 0 && performance.now() < deadline) await sleep(100)
     return { requests: n, outcome: `${reached} hung up while their auth call was at the backend` }
   },
 }
@@ -189,11 +192,11 @@ const probeHangup: Attack = {
       await openOnce(target, TOKENS.fail, `fail-${failures++}`)
     }
     const seconds = quick ? 10 : 30
-    const until = Date.now() + seconds * 1000
+    const until = performance.now() + seconds * 1000
     let hangups = 0
     let probes = 0
     const pending: Array<Promise<void>> = []
-    while (Date.now() < until) {
+    while (performance.now() < until) {
       pending.push(
         sendAndHangUp(target, auth, TOKENS.slow, 1).then((reached) => {
           probes += reached
@@ -323,8 +326,8 @@ const pipelining: Attack = {
     })
     await new Promise<void>((r) => socket.once("connect", () => r()))
     socket.write(streamRequest("/sse/v1/orders/1", TOKENS.pipe).repeat(n))
-    const deadline = Date.now() + 15_000
-    while (closedAfter === undefined && Date.now() < deadline) await sleep(100)
+    const deadline = performance.now() + 15_000
+    while (closedAfter === undefined && performance.now() < deadline) await sleep(100)
     const byWalera = closedAfter
     socket.destroy()
     await sleep(1000)
@@ -371,8 +374,8 @@ const halfHeaders: Attack = {
             }),
         ),
       )
-    const until = Date.now() + holdSeconds * 1000
-    while (Date.now() < until) {
+    const until = performance.now() + holdSeconds * 1000
+    while (performance.now() < until) {
       await sleep(5000)
       const reports = await ask("report")
       say(`  half-headers: held ${reports.reduce((a, r) => a + r.held, 0)} of ${n}`)

@@ -107,8 +107,8 @@ export const legitRound = async (options: LegitOptions, stats: LegitStats): Prom
   const committed = performance.now()
   try {
     await options.db.query("UPDATE orders SET status = $1 WHERE id = $2", [marker, options.pk])
-    const deadline = Date.now() + timeoutMs
-    while (!s.received().includes(marker) && Date.now() < deadline) await sleep(10)
+    const deadline = performance.now() + timeoutMs
+    while (!s.received().includes(marker) && performance.now() < deadline) await sleep(10)
     if (s.received().includes(marker)) {
       stats.delivered++
       stats.deliverMs.push(performance.now() - committed)

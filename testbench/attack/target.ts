@@ -136,10 +136,10 @@ export const startOwnWalera = async (options: OwnWaleraOptions): Promise<Target>
   const url = `http://127.0.0.1:${port}`
   const admin = `http://127.0.0.1:${adminPort}`
   let adminUrl: string | undefined
-  const deadline = Date.now() + 30_000
+  const deadline = performance.now() + 30_000
   while (adminUrl === undefined) {
     if (code !== undefined) throw new Error(`Walera exited during startup (code ${code}):\n${tail}`)
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       child.kill("SIGKILL")
       throw new Error(`Walera did not stream within 30 s:\n${tail}`)
     }

@@ -199,14 +199,14 @@ const startWalera = async (databaseUrl: string, authPort: number): Promise<Waler
     child.once("exit", (code, signal) => r({ code, signal })),
   )
   const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 60_000
+  const deadline = performance.now() + 60_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`Walera exited during startup (code ${child.exitCode}):\n${out}`)
     const ok = await fetch(`${url}/healthz`)
       .then((r) => r.status === 200)
       .catch(() => false)
     if (ok) break
-    if (Date.now() > deadline) throw new Error(`Walera not streaming after 60 s:\n${out}`)
+    if (performance.now() > deadline) throw new Error(`Walera not streaming after 60 s:\n${out}`)
     await sleep(200)
   }
   return { child, url, log: () => out, exited }
@@ -595,16 +595,16 @@ const runLoad = async (
   const allTx = [...committed.values()].reduce((a, x) => a + x.length, 0)
   expectedTotal += allTx * wildcardCount
   let last = -1
-  let stableSince = Date.now()
-  const drainDeadline = Date.now() + 20_000
+  let stableSince = performance.now()
+  const drainDeadline = performance.now() + 20_000
   for (;;) {
     const s = await lg.stats()
     if (s.txEvents - lStart.txEvents >= expectedTotal) break
     if (s.txEvents !== last) {
       last = s.txEvents
-      stableSince = Date.now()
+      stableSince = performance.now()
     }
-    if (Date.now() - stableSince > 2000 || Date.now() > drainDeadline) break
+    if (performance.now() - stableSince > 2000 || performance.now() > drainDeadline) break
     await sleep(250)
   }
   const l2 = await lg.stats()

@@ -291,11 +291,11 @@ const startServer = async (name: string, databaseUrl: string, authPort: number):
   child.stderr?.on("data", (c: Buffer) => {
     err += c.toString()
   })
-  const deadline = Date.now() + 60_000
+  const deadline = performance.now() + 60_000
   let wsUrl: string | undefined
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited during startup:\n${out}\n${err}`)
-    if (Date.now() > deadline) throw new Error(`${name} not ready after 60 s:\n${out}\n${err}`)
+    if (performance.now() > deadline) throw new Error(`${name} not ready after 60 s:\n${out}\n${err}`)
     wsUrl ??= /Debugger listening on (ws:\/\/\S+)/.exec(err)?.[1]
     url ??= /SSE server on (http:\/\/\S+)/.exec(out)?.[1]
     const ready =
