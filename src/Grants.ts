@@ -61,7 +61,9 @@ export class Grants extends Context.Service<
         const hub = yield* HubService
         const clock = yield* Clock.Clock
         const random = yield* Random.Random
-        const now = () => clock.currentTimeMillisUnsafe()
+        // Refresh and expiry are durations: on the monotonic clock, so a step of the wall clock (NTP, a virtual machine
+        // restored from a snapshot) does not make every grant due, or expired, at once.
+        const now = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
         const entries = new Map<number, Entry>()
         const inFlight = yield* FiberMap.make<number>()
         const ttlOf = (ttl: number | null) => ttl ?? config.defaultTtlSeconds

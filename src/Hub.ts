@@ -103,7 +103,10 @@ export class Hub {
   private readonly config: HubConfig
   private readonly obs: ObservabilityShape
   private readonly log: LogShape
+  /** Milliseconds on a monotonic clock: heartbeats, stalls, the replay window's retention. */
   private readonly now: () => number
+  /** Wall-clock milliseconds, only to compare with PostgreSQL's commit timestamps. */
+  private readonly wallNow: () => number
   private readonly leave: (userId: string) => void
   private readonly throttle = new LogThrottle(10_000)
   private nextId = 1
@@ -118,13 +121,15 @@ export class Hub {
     obs: ObservabilityShape,
     log: LogShape,
     leave: (userId: string) => void,
-    now: () => number = Date.now,
+    now: () => number = () => performance.now(),
+    wallNow: () => number = Date.now,
   ) {
     this.config = config
     this.obs = obs
     this.log = log
     this.leave = leave
     this.now = now
+    this.wallNow = wallNow
     this.window = new ReplayWindow({ ...config.replay, indexed: config.replay.keep === true })
   }
 
@@ -323,7 +328,7 @@ export class Hub {
 
   dispatch(tx: Tx): void {
     const decodedAt = this.now()
-    this.obs.txDecoded(tx.changes.length, Math.max(0, decodedAt - pgEpochMicrosToUnixMs(tx.commitTime)) / 1000)
+    this.obs.txDecoded(tx.changes.length, Math.max(0, this.wallNow() - pgEpochMicrosToUnixMs(tx.commitTime)) / 1000)
     if (tx.fallbacks > 0) this.obs.valuesSentAsText(tx.fallbacks)
     if (this.keepingWindow) {
       this.window.append(tx, decodedAt)
@@ -386,7 +391,7 @@ export class Hub {
     const state = this.oversized
     this.oversized = null
     const now = this.now()
-    this.obs.txDecoded(changeCount, Math.max(0, now - pgEpochMicrosToUnixMs(commitTime)) / 1000)
+    this.obs.txDecoded(changeCount, Math.max(0, this.wallNow() - pgEpochMicrosToUnixMs(commitTime)) / 1000)
     if (this.keepingWindow) {
       this.window.appendOversized(xid, tables, now)
       this.obs.replayWindow(this.window.size, this.window.bytes)
@@ -510,10 +515,13 @@ export class HubService extends Context.Service<HubService, Hub>()("walera/Hub")
       Effect.gen(function* () {
         const clock = yield* Clock.Clock
         const admission = yield* Admission
-        const hub = new Hub(config, yield* Observability, yield* Log, admission.leave, () =>
+        // Durations run on the monotonic clock, so a step of the wall clock (NTP, a virtual machine restored from a
+        // snapshot) neither stops the heartbeats nor makes every stream look stalled.
+        const monotonicMs = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+        const hub = new Hub(config, yield* Observability, yield* Log, admission.leave, monotonicMs, () =>
           clock.currentTimeMillisUnsafe(),
         )
-        const tick = Effect.sync(() => hub.sweepTick(clock.currentTimeMillisUnsafe()))
+        const tick = Effect.sync(() => hub.sweepTick(monotonicMs()))
         yield* Effect.forkScoped(Effect.repeat(tick, Schedule.spaced(Duration.millis(hub.sweepTickMs))))
         return hub
       }),

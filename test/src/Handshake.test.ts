@@ -3,7 +3,7 @@
 // revocation, narrowing and bounded fail-open, the gapless open and resume from the replay window.
 import { assert, describe, it } from "@effect/vitest"
 import fc from "fast-check"
-import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { makeLog } from "../../adapters/telemetry/Log.ts"
 import { parseChannel } from "../../domain/Channel.ts"
@@ -168,6 +168,24 @@ const openAttached = (req: OpenRequest = request()) =>
 const decide = (req: OpenRequest = request()): Effect.Effect<Decision, never, Gateway> =>
   Effect.scoped(Effect.flatMap(Gateway, (gw) => gw.open(req)))
 
+/** Runs `f` (layers included) on the test clock with a wall clock that `step` moves alone, the monotonic one not. */
+const withSteppedWallClock = <A, E, R>(f: (step: (ms: number) => void) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const test = yield* Clock.Clock
+    let stepMs = 0
+    const wall = () => test.currentTimeMillisUnsafe() + stepMs
+    const stepped: Clock.Clock = {
+      ...test,
+      currentTimeMillisUnsafe: wall,
+      currentTimeMillis: Effect.sync(wall),
+      currentTimeNanosUnsafe: () => BigInt(wall()) * 1_000_000n,
+      currentTimeNanos: Effect.sync(() => BigInt(wall()) * 1_000_000n),
+    }
+    return yield* f((ms) => {
+      stepMs += ms
+    }).pipe(Effect.provideService(Clock.Clock, stepped))
+  })
+
 describe("slots on every way out", () => {
   it.effect("a client that goes away during the auth call gives back its global slot", () => {
     const backend = scripted()
@@ -244,6 +262,23 @@ describe("auth call slots and the breaker", () => {
       assert.strictEqual((yield* decide())._tag, "Accept")
       assert.strictEqual(obs.last("breaker"), "closed")
     }).pipe(Effect.provide(testLayer(backend.layer, obs)))
+  })
+
+  it.effect("a wall clock stepped an hour back does not hold the breaker open for that hour", () => {
+    const backend = scripted()
+    const obs = makeMemoryObservability()
+    return withSteppedWallClock((step) =>
+      Effect.gen(function* () {
+        backend.answer(() => Effect.fail(new AuthUnavailable({ reason: "timeout", message: "slow" })))
+        for (let i = 0; i < 3; i++) assert.strictEqual((yield* decide())._tag, "AuthUnavailable")
+        assert.strictEqual(obs.last("breaker"), "open")
+        step(-3_600_000)
+        yield* TestClock.adjust("30 seconds")
+        backend.answer(() => Effect.succeed({ _tag: "Granted", grant: grant({ orders: ["status"] }) }))
+        assert.strictEqual((yield* decide())._tag, "Accept", "the 30 s cooldown is over")
+        assert.strictEqual(obs.last("breaker"), "closed")
+      }).pipe(Effect.provide(testLayer(backend.layer, obs))),
+    )
   })
 
   it.effect("a client that hangs up during the half-open probe leaves it half-open for the next open", () => {
@@ -338,6 +373,35 @@ describe("grant refresh", () => {
       assert.strictEqual(sink.closed(), undefined)
       assert.strictEqual((yield* Grants).tracked(), 0)
     }).pipe(Effect.provide(testLayer(backend.layer, makeMemoryObservability())))
+  })
+
+  it.effect(
+    "a wall clock stepped an hour forward (NTP, a VM restored from a snapshot) neither refreshes nor expires a grant",
+    () => {
+      const backend = scripted()
+      return withSteppedWallClock((step) =>
+        Effect.gen(function* () {
+          const { sink } = yield* openAttached()
+          backend.answer(() => Effect.fail(new AuthUnavailable({ reason: "status", message: "503" })))
+          step(3_600_000)
+          yield* TestClock.adjust("2 seconds")
+          assert.strictEqual(backend.calls.length, 1, "no refresh: the grant is 2 s old, not an hour")
+          assert.strictEqual(sink.closed(), undefined)
+        }).pipe(Effect.provide(testLayer(backend.layer, makeMemoryObservability()))),
+      )
+    },
+  )
+
+  it.effect("a wall clock stepped an hour back does not stop the heartbeats", () => {
+    const backend = scripted()
+    return withSteppedWallClock((step) =>
+      Effect.gen(function* () {
+        const { sink } = yield* openAttached()
+        step(-3_600_000)
+        yield* TestClock.adjust("16 seconds")
+        assert.include(sink.text(), ":\n\n", "a heartbeat after router.heartbeat_interval (15 s)")
+      }).pipe(Effect.provide(testLayer(backend.layer, makeMemoryObservability()))),
+    )
   })
 
   it.effect(
