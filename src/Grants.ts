@@ -8,7 +8,7 @@ import { checkChannel } from "../domain/Grant.ts"
 import { jitteredRefreshDelayMs } from "../domain/Jitter.ts"
 import type { Credentials } from "../domain/ports/AuthBackend.ts"
 import { AuthGate } from "./AuthGate.ts"
-import { HubService, type Subscriber } from "./Hub.ts"
+import { HubService, monotonicMillis, type Subscriber } from "./Hub.ts"
 import { randomUUID } from "node:crypto"
 
 export interface GrantsConfig {
@@ -61,9 +61,7 @@ export class Grants extends Context.Service<
         const hub = yield* HubService
         const clock = yield* Clock.Clock
         const random = yield* Random.Random
-        // Refresh and expiry are durations: on the monotonic clock, so a step of the wall clock (NTP, a virtual machine
-        // restored from a snapshot) does not make every grant due, or expired, at once.
-        const now = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+        const now = monotonicMillis(clock)
         const entries = new Map<number, Entry>()
         const inFlight = yield* FiberMap.make<number>()
         const ttlOf = (ttl: number | null) => ttl ?? config.defaultTtlSeconds

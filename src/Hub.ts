@@ -508,6 +508,13 @@ export class Hub {
   }
 }
 
+/**
+ * Milliseconds on the clock's monotonic time, for durations (heartbeats, stalls, retention, grant refresh and expiry):
+ * a step of the wall clock (NTP, a virtual machine restored from a snapshot) does not move them.
+ */
+export const monotonicMillis = (clock: Clock.Clock) => (): number =>
+  Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+
 export class HubService extends Context.Service<HubService, Hub>()("walera/Hub") {
   static readonly layer = (config: HubConfig) =>
     Layer.effect(
@@ -515,9 +522,7 @@ export class HubService extends Context.Service<HubService, Hub>()("walera/Hub")
       Effect.gen(function* () {
         const clock = yield* Clock.Clock
         const admission = yield* Admission
-        // Durations run on the monotonic clock, so a step of the wall clock (NTP, a virtual machine restored from a
-        // snapshot) neither stops the heartbeats nor makes every stream look stalled.
-        const monotonicMs = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+        const monotonicMs = monotonicMillis(clock)
         const hub = new Hub(config, yield* Observability, yield* Log, admission.leave, monotonicMs, () =>
           clock.currentTimeMillisUnsafe(),
         )
