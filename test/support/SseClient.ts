@@ -84,15 +84,10 @@ export const openSse = (baseUrl: string, path: string, headers: Record<string, s
           parseFrames(complete())
             .filter((f) => f.event === "tx")
             .map((f) => JSON.parse(f.data ?? "null")),
-        waitFor: async (predicate, timeoutMs = 10_000, what = "condition") => {
-          const deadline = performance.now() + timeoutMs
-          while (!predicate(client)) {
-            if (performance.now() > deadline) {
-              throw new Error(`timed out waiting for ${what}; received:\n${text().slice(-2000)}`)
-            }
-            await new Promise((r) => setTimeout(r, 20))
-          }
-        },
+        waitFor: (predicate, timeoutMs = 10_000, what = "condition") =>
+          waitUntil(() => predicate(client), timeoutMs, what).catch((e: Error) => {
+            throw new Error(`${e.message}; received:\n${text().slice(-2000)}`)
+          }),
         ended: endedP,
         isEnded: () => ended,
         close: () => {
